@@ -1,0 +1,70 @@
+"""kernelgate's sandbox library: stateful Jupyter kernels in limited Docker containers, with no HTTP.
+
+async with SandboxManager(SandboxConfig(data_dir=Path("/var/lib/kernelgate"))) as manager:
+    sandbox = await manager.create(SandboxSpec(memory_limit="1g"))
+    execution = await sandbox.execute("print(6 * 7)")
+    assert execution.stdout == "42\\n"
+"""
+
+from __future__ import annotations
+
+from ._config import SandboxConfig
+from ._errors import (
+    DataDirInUse,
+    DockerUnavailable,
+    FileNotFoundInSandbox,
+    ImageNotFound,
+    InvalidFilePath,
+    ManagerClosed,
+    SandboxError,
+    SandboxExpired,
+    SandboxNotFound,
+    SandboxStartError,
+)
+from ._manager import EngineStatus, SandboxManager
+from ._models import (
+    DisplayOutput,
+    ErrorOutput,
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    Finished,
+    MimeBundle,
+    Output,
+    ResultOutput,
+    SandboxFile,
+    SandboxSpec,
+    StreamOutput,
+    parse_memory_limit,
+)
+from ._sandbox import Sandbox
+
+__all__ = [
+    "DataDirInUse",
+    "DisplayOutput",
+    "DockerUnavailable",
+    "EngineStatus",
+    "ErrorOutput",
+    "Execution",
+    "ExecutionEvent",
+    "ExecutionStatus",
+    "FileNotFoundInSandbox",
+    "Finished",
+    "ImageNotFound",
+    "InvalidFilePath",
+    "ManagerClosed",
+    "MimeBundle",
+    "Output",
+    "ResultOutput",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxError",
+    "SandboxExpired",
+    "SandboxFile",
+    "SandboxManager",
+    "SandboxNotFound",
+    "SandboxSpec",
+    "SandboxStartError",
+    "StreamOutput",
+    "parse_memory_limit",
+]

@@ -1,0 +1,66 @@
+"""The manager's configuration: read once by the application and passed down, never from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["SandboxConfig"]
+
+DEFAULT_IMAGE = "kernelgate/kernel:latest"
+# Unix socket paths are limited to 107 bytes; the kernel's sockets are `<run dir>/<id>/k-N`.
+_MAX_SOCKET_PATH = 100
+
+
+class SandboxConfig(BaseModel):
+    """How a `SandboxManager` runs sandboxes. Every field has a safe default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path
+    """Holds each sandbox's /mnt/data and kernel sockets; its containers are labelled with it."""
+    image: str = DEFAULT_IMAGE
+    docker_host: str | None = None
+    """Docker engine URL, such as unix:///var/run/docker.sock; None asks docker's default."""
+    cpus: float = Field(default=1.0, gt=0)
+    pids_limit: int = Field(default=512, gt=0)
+    execution_timeout: float | None = Field(default=600.0, gt=0)
+    """Seconds an execution may run when the caller gives no timeout; None lets code run forever."""
+    kernel_start_timeout: float = Field(default=30.0, gt=0)
+    interrupt_grace: float = Field(default=3.0, gt=0)
+    """Seconds a timed-out execution gets to stop after the interrupt before the kernel is restarted."""
+    reap_interval: float = Field(default=5.0, gt=0)
+    """Seconds between the reaper's checks for expired sandboxes."""
+    kernel_user: str | None = None
+    """uid:gid the kernel runs as; None picks the caller's own ids, or the image's 1000:1000 under root."""
+    adopt: bool = True
+    """On start, reconnect to the live sandboxes an earlier manager with this data_dir left behind.
+    False removes them instead."""
+
+    def model_post_init(self, context: object) -> None:
+        socket_path = self.run_dir / ("x" * 24) / "k-5"
+        if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
+            msg = (
+                f"data_dir {str(self.data_dir)!r} is too long for the kernel's unix sockets "
+                f"(at most {_MAX_SOCKET_PATH - 36} characters): set KERNELGATE_DATA_DIR to a shorter path."
+            )
+            raise ValueError(msg)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        return self.data_dir / "sandboxes"
+
+    @property
+    def user(self) -> tuple[int, int]:
+        if self.kernel_user is not None:
+            uid, _, gid = self.kernel_user.partition(":")
+            return int(uid), int(gid or uid)
+        if os.getuid() == 0:
+            return 1000, 1000
+        return os.getuid(), os.getgid()

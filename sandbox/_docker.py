@@ -1,0 +1,314 @@
+"""The one module that imports `docker`: containers in, our types out, docker's errors mapped to ours.
+
+docker-py is blocking; every call runs on this module's own thread pool so that a slow engine never
+starves the event loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import Mount
+
+from ._errors import DockerUnavailable, ImageNotFound, SandboxError
+
+__all__ = [
+    "MANAGED_LABEL",
+    "ContainerEvent",
+    "ContainerInfo",
+    "ContainerRuntime",
+    "ContainerSpec",
+    "EventWatch",
+]
+
+log = logging.getLogger("kernelgate.sandbox")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MANAGED_LABEL = "kernelgate.managed"
+_DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+
+class ContainerGone(SandboxError):
+    """Strictly private: the container no longer exists in Docker."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    name: str
+    image: str
+    labels: dict[str, str]
+    memory_bytes: int
+    cpus: float
+    pids_limit: int
+    user: str
+    network: bool
+    tmpfs_bytes: int
+    mounts: dict[Path, str] = field(default_factory=dict)
+    """Host directory -> path inside the container, mounted read-write."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    id: str
+    labels: dict[str, str]
+    running: bool
+    exit_code: int
+    oom_killed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEvent:
+    container_id: str
+    action: str
+    """`die` or `oom`."""
+
+
+class EventWatch:
+    """A running subscription to Docker's container events."""
+
+    def __init__(self, stream: Any, thread: threading.Thread) -> None:
+        self._stream = stream
+        self._thread = thread
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+@contextlib.contextmanager
+def _map_errors(image: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.ImageNotFound as exc:
+        raise ImageNotFound(image or "?") from exc
+    except docker.errors.NotFound as exc:
+        raise ContainerGone(str(exc)) from exc
+    except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+        if isinstance(exc, docker.errors.APIError):
+            msg = f"Docker refused the request: {exc.explanation or exc}"
+            raise SandboxError(msg) from exc
+        msg = f"Cannot reach the Docker engine ({exc}). Start Docker, or set DOCKER_HOST to where it listens."
+        raise DockerUnavailable(msg) from exc
+
+
+class ContainerRuntime:
+    """Async facade over one Docker engine."""
+
+    def __init__(self, docker_host: str | None) -> None:
+        self._host = docker_host
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="kernelgate-docker")
+        self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
+
+    def _docker(self) -> docker.DockerClient:
+        with self._client_lock:
+            if self._client is None:
+                url = self._host or _DEFAULT_HOST
+                _probe_unix_socket(url)
+                with _map_errors():
+                    self._client = docker.DockerClient(base_url=url)
+            return self._client
+
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def version(self) -> str:
+        def ping() -> str:
+            with _map_errors():
+                return str(self._docker().version().get("Version", "unknown"))
+
+        return await self._call(ping)
+
+    async def image_id(self, image: str) -> str | None:
+        def inspect() -> str | None:
+            with _map_errors(image):
+                try:
+                    return str(self._docker().images.get(image).id)
+                except docker.errors.ImageNotFound:
+                    return None
+
+        return await self._call(inspect)
+
+    async def run(self, spec: ContainerSpec) -> str:
+        return await self._call(self._run, spec)
+
+    def _run(self, spec: ContainerSpec) -> str:
+        """Create and start the container (two API calls: the high-level `run` adds a third)."""
+        api = self._docker().api
+        with _map_errors(spec.image):
+            host_config = api.create_host_config(
+                init=True,
+                network_mode="bridge" if spec.network else "none",
+                mem_limit=spec.memory_bytes,
+                memswap_limit=spec.memory_bytes,
+                nano_cpus=int(spec.cpus * 1e9),
+                pids_limit=spec.pids_limit,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                read_only=True,
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_bytes}"},
+                mounts=[Mount(target, str(source), type="bind") for source, target in spec.mounts.items()],
+            )
+            created = api.create_container(
+                spec.image,
+                name=spec.name,
+                labels={MANAGED_LABEL: "true", **spec.labels},
+                user=spec.user,
+                hostname="sandbox",
+                working_dir="/mnt/data",
+                host_config=host_config,
+            )
+            container_id = str(created["Id"])
+            try:
+                api.start(container_id)
+            except BaseException:
+                with contextlib.suppress(docker.errors.DockerException):
+                    api.remove_container(container_id, force=True)
+                raise
+        return container_id
+
+    async def start(self, container_id: str) -> None:
+        def start() -> None:
+            with _map_errors():
+                self._docker().api.start(container_id)
+
+        await self._call(start)
+
+    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        """Send a signal to the container's init, which forwards it to the kernel."""
+
+        def kill() -> None:
+            with _map_errors():
+                try:
+                    self._docker().api.kill(container_id, signal=signal)
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # 409: not running, which is what we wanted
+                        raise
+
+        await self._call(kill)
+
+    async def logs(self, container_id: str, tail: int = 20) -> str:
+        def logs() -> str:
+            with contextlib.suppress(ContainerGone), _map_errors():
+                raw = self._docker().api.logs(container_id, tail=tail)
+                return raw.decode(errors="replace") if isinstance(raw, bytes) else ""
+            return ""
+
+        return await self._call(logs)
+
+    async def wait_stopped(self, container_id: str, timeout: float) -> None:
+        def wait() -> None:
+            with _map_errors(), contextlib.suppress(requests.exceptions.ReadTimeout):
+                self._docker().api.wait(container_id, timeout=math.ceil(timeout))
+
+        await self._call(wait)
+
+    async def remove(self, container_id: str) -> None:
+        """Remove a container whatever its state; one already gone is not an error."""
+
+        def remove() -> None:
+            with contextlib.suppress(ContainerGone), _map_errors():
+                try:
+                    self._docker().api.remove_container(container_id, force=True, v=True)
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:  # 409: a removal is already in progress
+                        raise
+
+        await self._call(remove)
+
+    async def inspect(self, container_id: str) -> ContainerInfo:
+        def inspect() -> ContainerInfo:
+            with _map_errors():
+                return _info(self._docker().api.inspect_container(container_id))
+
+        return await self._call(inspect)
+
+    async def list_managed(self, label: str) -> list[ContainerInfo]:
+        """Every container, running or not, carrying the managed label and `label` (`key=value`)."""
+
+        def listing() -> list[ContainerInfo]:
+            with _map_errors():
+                api = self._docker().api
+                found = api.containers(all=True, filters={"label": [f"{MANAGED_LABEL}=true", label]})
+                infos = []
+                for summary in found:
+                    with contextlib.suppress(ContainerGone):
+                        infos.append(_info(api.inspect_container(summary["Id"])))
+                return infos
+
+        return await self._call(listing)
+
+    async def watch(self, label: str, on_event: Callable[[ContainerEvent], None]) -> EventWatch:
+        """Call `on_event` from a background thread for each die or oom of a container with `label`."""
+
+        def subscribe() -> Any:
+            with _map_errors():
+                return self._docker().events(
+                    decode=True,
+                    filters={"type": "container", "event": ["die", "oom"], "label": [label]},
+                )
+
+        stream = await self._call(subscribe)
+
+        def pump() -> None:
+            try:
+                for raw in stream:
+                    on_event(ContainerEvent(container_id=raw["id"], action=raw["Action"]))
+            except Exception:
+                log.debug("docker event stream ended", exc_info=True)
+
+        thread = threading.Thread(target=pump, name="kernelgate-docker-events", daemon=True)
+        thread.start()
+        return EventWatch(stream, thread)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+
+def _probe_unix_socket(url: str) -> None:
+    """Fail clearly when a unix socket has no engine behind it (docker-py would also leak its socket)."""
+    if not url.startswith(("unix://", "http+unix://")):
+        return
+    path = url.split("://", 1)[1]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            msg = (
+                f"Cannot reach the Docker engine at {url} ({exc.strerror or exc}). "
+                "Start Docker, or set DOCKER_HOST to where it listens."
+            )
+            raise DockerUnavailable(msg) from exc
+
+
+def _info(raw: dict[str, Any]) -> ContainerInfo:
+    state = raw["State"]
+    return ContainerInfo(
+        id=raw["Id"],
+        labels=dict(raw["Config"]["Labels"] or {}),
+        running=bool(state["Running"]),
+        exit_code=int(state.get("ExitCode", 0)),
+        oom_killed=bool(state.get("OOMKilled", False)),
+    )

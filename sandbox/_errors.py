@@ -1,0 +1,107 @@
+"""The sandbox library's exceptions: one tree, branched by what the caller can do.
+
+    SandboxError
+    ├── DockerUnavailable        the engine cannot be reached: start Docker, set DOCKER_HOST
+    ├── ImageNotFound            the kernel image is missing: run `make image`
+    ├── SandboxNotFound          no such sandbox (never existed, or removed)
+    ├── SandboxExpired           it existed but idled past its expiry and was removed
+    ├── SandboxStartError        the container or kernel did not come up; retrying may help
+    ├── InvalidFilePath          a file name escapes /mnt/data, or names a link or a non-file
+    ├── FileNotFoundInSandbox    no such file in /mnt/data
+    ├── DataDirInUse             another manager holds this data directory: stop it or pick another
+    └── ManagerClosed            the manager was closed, or never started
+
+The user's failing code is never an exception: tracebacks, timeouts, out-of-memory kills and
+dead kernels are statuses on `Execution`. A malformed `SandboxSpec` fails as pydantic's
+`ValidationError` when it is built, before any of these can happen.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DataDirInUse",
+    "DockerUnavailable",
+    "FileNotFoundInSandbox",
+    "ImageNotFound",
+    "InvalidFilePath",
+    "ManagerClosed",
+    "SandboxError",
+    "SandboxExpired",
+    "SandboxNotFound",
+    "SandboxStartError",
+]
+
+
+class SandboxError(Exception):
+    """Root of every error the sandbox library raises."""
+
+
+class DockerUnavailable(SandboxError):
+    """The Docker engine cannot be reached."""
+
+
+class ImageNotFound(SandboxError):
+    """The configured kernel image is not present in the Docker engine."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        super().__init__(
+            f"Kernel image {image!r} is not present in Docker: build it with `make image`, "
+            "or point KERNELGATE_IMAGE at an image that exists."
+        )
+
+
+class _SandboxIdError(SandboxError):
+    def __init__(self, message: str, sandbox_id: str) -> None:
+        self.sandbox_id = sandbox_id
+        super().__init__(message)
+
+
+class SandboxNotFound(_SandboxIdError):
+    """No sandbox with this id exists."""
+
+    def __init__(self, sandbox_id: str) -> None:
+        super().__init__(f"No sandbox {sandbox_id!r}.", sandbox_id)
+
+
+class SandboxExpired(_SandboxIdError):
+    """The sandbox idled past its expiry; its kernel and files are gone."""
+
+    def __init__(self, sandbox_id: str) -> None:
+        super().__init__(f"Sandbox {sandbox_id!r} is expired.", sandbox_id)
+
+
+class SandboxStartError(_SandboxIdError):
+    """The container or its kernel failed to start."""
+
+
+class InvalidFilePath(SandboxError):
+    """A file name that would leave /mnt/data, or names something other than a regular file."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(f"Invalid file path {name!r}: {reason}.")
+
+
+class FileNotFoundInSandbox(SandboxError):
+    """The named file does not exist in the sandbox's /mnt/data."""
+
+    def __init__(self, name: str, sandbox_id: str) -> None:
+        self.name = name
+        self.sandbox_id = sandbox_id
+        super().__init__(f"No file {name!r} in /mnt/data of sandbox {sandbox_id!r}.")
+
+
+class ManagerClosed(SandboxError):
+    """The sandbox manager is not running."""
+
+
+class DataDirInUse(SandboxError):
+    """Another live manager owns this data directory (two would remove each other's sandboxes)."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+        super().__init__(
+            f"Another kernelgate process is using the data directory {data_dir}: stop it, or set "
+            "KERNELGATE_DATA_DIR to another directory."
+        )

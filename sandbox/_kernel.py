@@ -1,0 +1,139 @@
+"""The one module that imports `jupyter_client`: a client for one kernel over ipc sockets.
+
+The kernel's five ZMQ sockets are unix sockets in a host directory that is mounted into the container,
+so a sandbox needs no network at all. Raw Jupyter messages are translated to our output models here and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+
+from ._models import DisplayOutput, ErrorOutput, MimeBundle, Output, ResultOutput, StreamOutput
+
+__all__ = ["CONTAINER_RUN_DIR", "Idle", "KernelClient", "clear_sockets", "write_connection_file"]
+
+CONTAINER_RUN_DIR = "/run/kernelgate"
+_BINARY_MIME = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
+_PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
+
+
+def write_connection_file(run_dir: Path, owner: tuple[int, int] | None) -> dict[str, Any]:
+    """Write the kernel's connection file into `run_dir` and return the host side's connection info.
+
+    The file holds the key that signs every message, so only the kernel's user may read it.
+
+    Both sides share the key; they differ only in where the sockets live: for ipc, `ip` is a path prefix.
+    """
+    info: dict[str, Any] = {
+        "transport": "ipc",
+        "ip": f"{CONTAINER_RUN_DIR}/k",
+        "key": secrets.token_hex(32),
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": "python3",
+        **_PORTS,
+    }
+    path = run_dir / "kernel.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(info))
+        if owner is not None:
+            os.fchown(out.fileno(), *owner)
+    return {**info, "ip": str(run_dir / "k")}
+
+
+def clear_sockets(run_dir: Path) -> None:
+    """Remove a dead kernel's socket files so that a restarted one binds fresh ones."""
+    for port in _PORTS.values():
+        (run_dir / f"k-{port}").unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """The kernel finished the execution (its status went back to idle)."""
+
+
+class KernelClient:
+    """One connection to one kernel. Not safe for concurrent executions: the sandbox serialises them."""
+
+    def __init__(self, connection_info: dict[str, Any]) -> None:
+        self._client = AsyncKernelClient()
+        self._client.load_connection_info(connection_info)  # type: ignore[arg-type]  # a TypedDict we fill
+        self._msg_id: str | None = None
+
+    async def connect(self, timeout: float) -> None:
+        """Open the channels and wait until the kernel answers; raises TimeoutError if it does not."""
+        self._client.start_channels()
+        try:
+            await self._client.wait_for_ready(timeout=timeout)
+        except RuntimeError as exc:  # jupyter_client reports its timeout as RuntimeError
+            raise TimeoutError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._client.stop_channels()
+
+    def execute(self, code: str) -> None:
+        self._msg_id = self._client.execute(code, allow_stdin=False, stop_on_error=False)
+
+    async def next_output(self, timeout: float) -> Output | Idle | None:
+        """The next output of the current execution, Idle when it is done, None if nothing came in time."""
+        while True:
+            try:
+                msg = await self._client.get_iopub_msg(timeout=timeout)
+            except Empty:
+                return None
+            if msg["parent_header"].get("msg_id") != self._msg_id:
+                continue  # late output of an earlier, interrupted execution
+            event = _translate(msg["msg_type"], msg["content"])
+            if event is not None:
+                return event
+
+    async def execution_count(self, timeout: float) -> int | None:
+        """Read the current execution's reply off the shell channel (which also keeps it drained)."""
+        while True:
+            try:
+                msg = await self._client.get_shell_msg(timeout=timeout)
+            except Empty:
+                return None
+            if msg["parent_header"].get("msg_id") == self._msg_id:
+                count = msg["content"].get("execution_count")
+                return int(count) if isinstance(count, int) else None
+
+
+def _translate(msg_type: str, content: dict[str, Any]) -> Output | Idle | None:
+    if msg_type == "stream":
+        return StreamOutput(name=content["name"], text=content["text"])
+    if msg_type == "execute_result":
+        return ResultOutput(data=_bundle(content["data"]), execution_count=content.get("execution_count"))
+    if msg_type in ("display_data", "update_display_data"):
+        return DisplayOutput(data=_bundle(content["data"]))
+    if msg_type == "error":
+        return ErrorOutput(
+            name=content.get("ename", "Error"),
+            value=content.get("evalue", ""),
+            traceback=tuple(content.get("traceback", ())),
+        )
+    if msg_type == "status" and content.get("execution_state") == "idle":
+        return Idle()
+    return None
+
+
+def _bundle(data: dict[str, Any]) -> MimeBundle:
+    bundle: MimeBundle = {}
+    for mime, value in data.items():
+        if mime in _BINARY_MIME and isinstance(value, str):
+            bundle[mime] = base64.b64decode(value)
+        elif isinstance(value, str):
+            bundle[mime] = value
+        else:
+            bundle[mime] = json.dumps(value)
+    return bundle

@@ -1,0 +1,294 @@
+"""The sandbox manager: creates, finds, expires and removes sandboxes, and cleans up after crashes.
+
+Cleanup never depends on this process's memory: every container carries labels naming its data
+directory and sandbox, so a new manager adopts (or removes) whatever an earlier one left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import fcntl
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ._config import SandboxConfig
+from ._docker import MANAGED_LABEL, ContainerEvent, ContainerInfo, ContainerRuntime, EventWatch
+from ._errors import DataDirInUse, ManagerClosed, SandboxError, SandboxExpired, SandboxNotFound
+from ._labels import DATA_DIR, SANDBOX_ID, spec_from_labels
+from ._models import SandboxSpec
+from ._sandbox import Sandbox
+
+__all__ = ["EngineStatus", "SandboxManager"]
+
+log = logging.getLogger("kernelgate.sandbox")
+_REMEMBERED_ENDINGS = 10_000
+
+
+class EngineStatus(BaseModel):
+    """Whether sandboxes can be made: the Docker engine and the kernel image."""
+
+    model_config = ConfigDict(frozen=True)
+
+    docker_version: str | None
+    image: str
+    image_id: str | None
+    problem: str | None
+    """What stands in the way, in words, or None when all is ready."""
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+class SandboxManager:
+    """Owns the sandboxes of one data directory. Use as `async with SandboxManager(config) as manager:`."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self._runtime = ContainerRuntime(config.docker_host)
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._ended: OrderedDict[str, bool] = OrderedDict()  # sandbox id -> expired?
+        self._state = _State.UNOPENED
+        self._watch: EventWatch | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock_fd: int | None = None
+
+    async def __aenter__(self) -> SandboxManager:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Docker, adopt or remove what an earlier manager left, start the reaper.
+
+        Raises DockerUnavailable when the engine cannot be reached.
+        """
+        if self._state is not _State.UNOPENED:
+            msg = "A SandboxManager can be started once."
+            raise ManagerClosed(msg)
+        self._loop = asyncio.get_running_loop()
+        for directory in (self.config.data_dir, self.config.run_dir, self.config.sandboxes_dir):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_data_dir()
+        try:
+            await self._runtime.version()
+            await self._subscribe()
+            await self._recover()
+        except BaseException:
+            self._unlock_data_dir()
+            raise
+        self._state = _State.RUNNING
+        self._reaper = asyncio.create_task(self._reap_forever(), name="kernelgate-reaper")
+
+    async def close(self, *, remove_sandboxes: bool = True) -> None:
+        """Stop the reaper and remove every sandbox; with remove_sandboxes=False leave them for adoption."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        if self._watch is not None:
+            self._watch.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        sandboxes = list(self._sandboxes.values())
+        if remove_sandboxes:
+            await asyncio.gather(*(self._end(sb, expired=False) for sb in sandboxes), return_exceptions=True)
+        else:
+            for sandbox in sandboxes:
+                sandbox._detach()
+        self._runtime.close()
+        self._unlock_data_dir()
+
+    async def status(self) -> EngineStatus:
+        """Check the engine and the image now (two quick Docker calls); never raises."""
+        image = self.config.image
+        try:
+            version = await self._runtime.version()
+            image_id = await self._runtime.image_id(image)
+        except SandboxError as exc:
+            return EngineStatus(docker_version=None, image=image, image_id=None, problem=str(exc))
+        problem = None
+        if image_id is None:
+            problem = f"Kernel image {image!r} is missing: build it with `make image`."
+        return EngineStatus(docker_version=version, image=image, image_id=image_id, problem=problem)
+
+    # -- sandboxes --------------------------------------------------------------------------------
+
+    async def create(self, spec: SandboxSpec | None = None) -> Sandbox:
+        """Start a sandbox and wait until its kernel answers.
+
+        Raises ImageNotFound, DockerUnavailable, or SandboxStartError; a failed or cancelled start
+        leaves nothing behind.
+        """
+        self._check_running()
+        sandbox = Sandbox(
+            f"sbx_{secrets.token_hex(12)}", spec or SandboxSpec(), self.config, self._runtime, time.time()
+        )
+        self._sandboxes[sandbox.id] = sandbox
+        starting = asyncio.ensure_future(sandbox._create())
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The caller went away mid-start: let the start finish, then remove what it made.
+            self._spawn(self._end_after(starting, sandbox))
+            raise
+        except BaseException:
+            await self._end(sandbox, expired=False)
+            raise
+        return sandbox
+
+    def get(self, sandbox_id: str) -> Sandbox:
+        """The live sandbox; raises SandboxExpired or SandboxNotFound."""
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is not None:
+            return sandbox
+        if self._ended.get(sandbox_id):
+            raise SandboxExpired(sandbox_id)
+        raise SandboxNotFound(sandbox_id)
+
+    def sandboxes(self) -> list[Sandbox]:
+        return list(self._sandboxes.values())
+
+    async def remove(self, sandbox_id: str) -> None:
+        """Remove the sandbox's container and files; raises SandboxNotFound if there is none."""
+        await self._end(self.get(sandbox_id), expired=False)
+
+    async def reap(self) -> list[str]:
+        """Remove every idle sandbox past its expiry now; returns their ids. The reaper calls this."""
+        now = time.time()
+        expired = [sb for sb in self._sandboxes.values() if not sb.busy and sb.expires_at <= now]
+        for sandbox in expired:
+            await self._end(sandbox, expired=True)
+        for sandbox in self._sandboxes.values():
+            sandbox._save_activity()
+        if self._watch is not None and not self._watch.alive and self._state is _State.RUNNING:
+            log.warning("Docker's event stream ended; subscribing again")
+            await self._subscribe()
+        return [sb.id for sb in expired]
+
+    # -- insides ----------------------------------------------------------------------------------
+
+    def _lock_data_dir(self) -> None:
+        fd = os.open(self.config.data_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirInUse(str(self.config.data_dir)) from None
+        self._lock_fd = fd
+
+    def _unlock_data_dir(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    def _check_running(self) -> None:
+        if self._state is not _State.RUNNING:
+            msg = f"The sandbox manager is {self._state.value}: start it before use."
+            raise ManagerClosed(msg)
+
+    async def _end(self, sandbox: Sandbox, *, expired: bool) -> None:
+        if self._sandboxes.pop(sandbox.id, None) is None:
+            return
+        self._ended[sandbox.id] = expired
+        while len(self._ended) > _REMEMBERED_ENDINGS:
+            self._ended.popitem(last=False)
+        error = SandboxExpired(sandbox.id) if expired else SandboxNotFound(sandbox.id)
+        await sandbox._destroy(error)
+
+    async def _end_after(self, starting: asyncio.Future[None], sandbox: Sandbox) -> None:
+        with contextlib.suppress(BaseException):
+            await starting
+        await self._end(sandbox, expired=False)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reap_interval)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("The sandbox reaper failed; it tries again in %s s", self.config.reap_interval)
+
+    async def _subscribe(self) -> None:
+        self._watch = await self._runtime.watch(f"{DATA_DIR}={self.config.data_dir}", self._on_event)
+
+    def _on_event(self, event: ContainerEvent) -> None:
+        """From the events thread: hand the event to the loop."""
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            self._loop.call_soon_threadsafe(self._dispatch, event)
+
+    def _dispatch(self, event: ContainerEvent) -> None:
+        for sandbox in self._sandboxes.values():
+            if sandbox.container_id == event.container_id:
+                sandbox._notify(event.action)
+
+    async def _recover(self) -> None:
+        """Adopt the live sandboxes of an earlier manager of this data directory; remove the rest."""
+        for info in await self._runtime.list_managed(f"{DATA_DIR}={self.config.data_dir}"):
+            await self._recover_one(info)
+        await self._remove_orphans()
+        for parent in (self.config.sandboxes_dir, self.config.run_dir):
+            for leftover in parent.iterdir():
+                if leftover.name not in self._sandboxes:
+                    await asyncio.to_thread(shutil.rmtree, leftover, True)
+
+    async def _recover_one(self, info: ContainerInfo) -> None:
+        sandbox_id = info.labels.get(SANDBOX_ID, "")
+        try:
+            spec, created_at = spec_from_labels(info.labels)
+        except (KeyError, ValueError):
+            log.warning("Removing container %s: its labels are not a sandbox's", info.id[:12])
+            await self._runtime.remove(info.id)
+            return
+        sandbox = Sandbox(sandbox_id, spec, self.config, self._runtime, created_at)
+        sandbox._load_activity()
+        self._sandboxes[sandbox_id] = sandbox
+        if not self.config.adopt or sandbox.expires_at <= time.time():
+            await self._end(sandbox, expired=self.config.adopt)
+            return
+        try:
+            await sandbox._adopt(info)
+        except (SandboxError, OSError):
+            log.warning("Removing sandbox %s: its kernel could not be reached", sandbox_id, exc_info=True)
+            await self._end(sandbox, expired=False)
+            return
+        log.info("Adopted sandbox %s", sandbox_id)
+
+    async def _remove_orphans(self) -> None:
+        """Remove containers whose data directory is gone: no manager can ever adopt them."""
+        for info in await self._runtime.list_managed(f"{MANAGED_LABEL}=true"):
+            data_dir = info.labels.get(DATA_DIR)
+            if data_dir and not await asyncio.to_thread(Path(data_dir).exists):
+                log.warning("Removing container %s: its data directory %s is gone", info.id[:12], data_dir)
+                await self._runtime.remove(info.id)

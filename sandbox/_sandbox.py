@@ -1,0 +1,414 @@
+"""A sandbox: one container, the kernel in it, and its /mnt/data, with the life of each execution."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._config import SandboxConfig
+from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
+from ._errors import (
+    FileNotFoundInSandbox,
+    InvalidFilePath,
+    SandboxError,
+    SandboxNotFound,
+    SandboxStartError,
+)
+from ._files import FileStore, changed
+from ._kernel import CONTAINER_RUN_DIR, Idle, KernelClient, clear_sockets, write_connection_file
+from ._labels import labels_for
+from ._models import (
+    ErrorOutput,
+    Execution,
+    ExecutionEvent,
+    ExecutionStatus,
+    Finished,
+    Output,
+    SandboxFile,
+    SandboxSpec,
+)
+
+__all__ = ["Sandbox"]
+
+# How often a waiting execution looks up from the kernel to check its deadline and the container.
+_POLL = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    status: ExecutionStatus
+    state_kept: bool = True
+    message: str | None = None
+
+
+class Sandbox:
+    """A live, stateful Python kernel in its own container. Get one from `SandboxManager.create`."""
+
+    def __init__(
+        self,
+        sandbox_id: str,
+        spec: SandboxSpec,
+        config: SandboxConfig,
+        runtime: ContainerRuntime,
+        created_at: float,
+    ) -> None:
+        self.id = sandbox_id
+        self.spec = spec
+        self.created_at = created_at
+        self.last_active = created_at
+        self._config = config
+        self._runtime = runtime
+        self._home = config.sandboxes_dir / sandbox_id
+        self._run_dir = config.run_dir / sandbox_id
+        self._files = FileStore(self._home / "data", config.user)
+        self._container_id: str | None = None
+        self._connection: dict[str, Any] = {}
+        self._kernel: KernelClient | None = None
+        self._lock = asyncio.Lock()
+        self._died = asyncio.Event()
+        self._oom = False
+        self._ended: SandboxError | None = None
+        self._saved_activity = 0.0
+
+    def __repr__(self) -> str:
+        return f"<Sandbox {self.id} memory_limit={self.spec.memory_limit}>"
+
+    # -- what callers read ------------------------------------------------------------------------
+
+    @property
+    def expires_at(self) -> float:
+        """Unix time at which the sandbox expires unless something uses it first."""
+        return self.last_active + self.spec.idle_timeout
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    @property
+    def data_dir(self) -> Path:
+        """The host directory that is /mnt/data inside the sandbox."""
+        return self._files.root
+
+    @property
+    def container_id(self) -> str | None:
+        return self._container_id
+
+    @property
+    def container_name(self) -> str:
+        return f"kernelgate-{self.id}"
+
+    # -- running code -----------------------------------------------------------------------------
+
+    async def execute(self, code: str, *, timeout: float | None = None) -> Execution:
+        """Run code in the kernel and return everything it produced.
+
+        `timeout` in seconds (None: the manager's `execution_timeout`) counts from when the code starts,
+        not from when it was queued behind another execution of this sandbox.
+        """
+        async for event in self.stream(code, timeout=timeout):
+            if isinstance(event, Finished):
+                return event.execution
+        msg = "an execution stream always ends with Finished"
+        raise AssertionError(msg)
+
+    async def stream(self, code: str, *, timeout: float | None = None) -> AsyncIterator[ExecutionEvent]:
+        """Run code, yielding each output as the kernel produces it and a `Finished` event last.
+
+        Closing the stream early interrupts the code: it is never left running unobserved.
+        """
+        limit = timeout if timeout is not None else self._config.execution_timeout
+        async with self._lock:
+            kernel = await self._ready_kernel()
+            self._touch()
+            self._oom = False
+            before = await asyncio.to_thread(self._files.scan)
+            started = time.monotonic()
+            outputs: list[Output] = []
+            verdict: _Verdict | None = None
+            try:
+                async for item in self._run(kernel, code, limit):
+                    if isinstance(item, _Verdict):
+                        verdict = item
+                    else:
+                        outputs.append(item)
+                        yield item
+            finally:
+                if verdict is None:  # the consumer left, or was cancelled, mid-execution
+                    await self._stop(kernel, [])
+            assert verdict is not None
+            count = await kernel.execution_count(1.0) if verdict.state_kept else None
+            self._touch()
+            after = await asyncio.to_thread(self._files.scan)
+            errors = [o for o in outputs if isinstance(o, ErrorOutput)]
+            status = verdict.status
+            if status is ExecutionStatus.OK and errors:
+                status = ExecutionStatus.ERROR
+            yield Finished(
+                execution=Execution(
+                    status=status,
+                    outputs=tuple(outputs),
+                    error=errors[-1] if errors else None,
+                    duration=time.monotonic() - started,
+                    files=changed(before, after),
+                    state_kept=verdict.state_kept,
+                    message=verdict.message,
+                    execution_count=count,
+                )
+            )
+
+    async def _run(self, kernel: KernelClient, code: str, limit: float | None) -> AsyncIterator[Output | _Verdict]:
+        kernel.execute(code)
+        deadline = time.monotonic() + limit if limit is not None else math.inf
+        while (remaining := deadline - time.monotonic()) > 0:
+            item = await kernel.next_output(min(_POLL, remaining))
+            if isinstance(item, Idle):
+                yield _Verdict(ExecutionStatus.OK)
+                return
+            if item is not None:
+                yield item
+            elif self._died.is_set() and (info := await self._death()) is not None:
+                yield await self._recover(info)
+                return
+        late: list[Output] = []
+        kept = await self._stop(kernel, late)
+        for output in late:
+            yield output
+        assert limit is not None
+        if kept:
+            message = f"Execution timed out after {limit:g} s and was interrupted; the kernel's variables are kept."
+        else:
+            message = (
+                f"Execution timed out after {limit:g} s and did not stop within "
+                f"{self._config.interrupt_grace:g} s of the interrupt, so the kernel was restarted; "
+                "its variables are gone."
+            )
+        yield _Verdict(ExecutionStatus.TIMEOUT, state_kept=kept, message=message)
+
+    async def _stop(self, kernel: KernelClient, late: list[Output]) -> bool:
+        """Interrupt the running code; restart the kernel if it is not idle within the grace period.
+
+        Returns whether the kernel (and its variables) survived; outputs that arrive meanwhile go to `late`.
+        """
+        assert self._container_id is not None
+        await self._runtime.kill(self._container_id, "SIGINT")
+        deadline = time.monotonic() + self._config.interrupt_grace
+        while (remaining := deadline - time.monotonic()) > 0:
+            item = await kernel.next_output(min(_POLL, remaining))
+            if isinstance(item, Idle):
+                return True
+            if item is not None:
+                late.append(item)
+            elif self._died.is_set() and await self._death() is not None:
+                break
+        await self._restart()
+        return False
+
+    async def _death(self) -> ContainerInfo | None:
+        """The container's state if it really stopped; a `die` left over from a restart is cleared."""
+        assert self._container_id is not None
+        info = await self._runtime.inspect(self._container_id)
+        if info.running:
+            self._died.clear()
+            return None
+        return info
+
+    async def _recover(self, info: ContainerInfo) -> _Verdict:
+        oom = self._oom or info.oom_killed
+        await self._restart()
+        if oom:
+            message = (
+                f"The code used more than the sandbox's {self.spec.memory_limit} memory limit, so the kernel "
+                "was killed and restarted; its variables are gone."
+            )
+            return _Verdict(ExecutionStatus.OUT_OF_MEMORY, state_kept=False, message=message)
+        message = f"The kernel died (exit code {info.exit_code}) and was restarted; its variables are gone."
+        return _Verdict(ExecutionStatus.KERNEL_DIED, state_kept=False, message=message)
+
+    async def restart(self) -> None:
+        """Start a fresh kernel: every variable is lost, files in /mnt/data are kept."""
+        async with self._lock:
+            self._check_open()
+            self._touch()
+            await self._restart()
+
+    # -- files in /mnt/data -----------------------------------------------------------------------
+
+    async def write_file(self, name: str, data: bytes | Path) -> SandboxFile:
+        """Create or replace /mnt/data/`name` with bytes, or with a copy of a host file."""
+        with self._file_errors(name):
+            return await asyncio.to_thread(self._files.write, name, data)
+
+    async def read_file(self, name: str) -> bytes:
+        with self._file_errors(name):
+            return await asyncio.to_thread(self._files.read, name)
+
+    @contextlib.contextmanager
+    def open_file(self, name: str) -> Iterator[tuple[SandboxFile, int]]:
+        """Open a file for reading as a raw fd (for streaming large files); closed on exit."""
+        with self._file_errors(name), self._files.open(name) as opened:
+            yield opened
+
+    async def list_files(self) -> list[SandboxFile]:
+        """Every regular file under /mnt/data, by name."""
+        with self._file_errors("."):
+            found = await asyncio.to_thread(self._files.scan)
+        return sorted(found.values(), key=lambda f: f.name)
+
+    async def delete_file(self, name: str) -> None:
+        with self._file_errors(name):
+            await asyncio.to_thread(self._files.delete, name)
+
+    @contextlib.contextmanager
+    def _file_errors(self, name: str) -> Iterator[None]:
+        self._check_open()
+        self._touch()
+        try:
+            yield
+        except FileNotFoundError as exc:
+            raise FileNotFoundInSandbox(name, self.id) from exc
+        except (IsADirectoryError, NotADirectoryError) as exc:
+            raise InvalidFilePath(name, "a directory is in the way") from exc
+
+    # -- lifecycle (driven by SandboxManager) ------------------------------------------------------
+
+    def touch(self) -> None:
+        """Count as activity now: pushes expiry back by `spec.idle_timeout`. Every operation does this."""
+        self.last_active = time.time()
+
+    _touch = touch
+
+    def _save_activity(self) -> None:
+        """Keep last activity on disk (as a file's mtime) so that expiry survives a manager restart."""
+        if self._saved_activity != self.last_active:
+            marker = self._home / ".last_active"
+            marker.touch()
+            os.utime(marker, (self.last_active, self.last_active))
+            self._saved_activity = self.last_active
+
+    def _load_activity(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.last_active = self._saved_activity = (self._home / ".last_active").stat().st_mtime
+
+    def _detach(self) -> None:
+        """Let go of the kernel but leave the container running, for a later manager to adopt."""
+        with contextlib.suppress(OSError):
+            self._save_activity()
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+        self._ended = SandboxNotFound(self.id)
+
+    def _check_open(self) -> None:
+        if self._ended is not None:
+            raise self._ended
+
+    def _notify(self, action: str) -> None:
+        """A Docker event for this sandbox's container (called on the event loop)."""
+        if action == "oom":
+            self._oom = True
+        elif action == "die":
+            self._died.set()
+
+    async def _ready_kernel(self) -> KernelClient:
+        self._check_open()
+        if self._kernel is None:  # a restart failed earlier: try once more
+            await self._restart()
+        assert self._kernel is not None
+        return self._kernel
+
+    async def _create(self) -> None:
+        """Make the directories, place the spec's files, start the container and connect."""
+        for directory in (self._files.root, self._run_dir):
+            directory.mkdir(parents=True)
+            if self._files.chowns:
+                os.chown(directory, *self._config.user)
+        for name, data in self.spec.files.items():
+            await self.write_file(name, data)
+        owner = self._files.owner if self._files.chowns else None
+        self._connection = write_connection_file(self._run_dir, owner)
+        self._container_id = await self._runtime.run(self._container_spec())
+        await self._connect()
+
+    async def _adopt(self, info: ContainerInfo) -> None:
+        """Reconnect to a container an earlier manager started."""
+        self._container_id = info.id
+        raw = json.loads((self._run_dir / "kernel.json").read_text())
+        self._connection = {**raw, "ip": str(self._run_dir / "k")}
+        if not info.running:
+            await self._restart()
+        else:
+            await self._connect()
+
+    def _container_spec(self) -> ContainerSpec:
+        uid, gid = self._config.user
+        memory = self.spec.memory_bytes
+        return ContainerSpec(
+            name=self.container_name,
+            image=self._config.image,
+            labels=labels_for(self._config.data_dir, self.id, self.spec, self.created_at),
+            memory_bytes=memory,
+            cpus=self.spec.cpus or self._config.cpus,
+            pids_limit=self._config.pids_limit,
+            user=f"{uid}:{gid}",
+            network=self.spec.network,
+            tmpfs_bytes=memory,  # tmpfs pages count against the memory limit anyway
+            mounts={self._files.root: "/mnt/data", self._run_dir: CONTAINER_RUN_DIR},
+        )
+
+    async def _connect(self) -> None:
+        """Connect to the kernel, failing fast if its container stops instead of answering."""
+        kernel = KernelClient(self._connection)
+        connecting = asyncio.ensure_future(kernel.connect(self._config.kernel_start_timeout))
+        died = asyncio.ensure_future(self._died.wait())
+        try:
+            await asyncio.wait({connecting, died}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            died.cancel()
+            if not connecting.done():
+                connecting.cancel()
+        if connecting.cancelled() or connecting.exception() is not None:
+            kernel.close()
+            await self._start_failed(connecting)
+        self._kernel = kernel
+
+    async def _start_failed(self, connecting: asyncio.Future[None]) -> None:
+        assert self._container_id is not None
+        reason = "its container stopped" if connecting.cancelled() else "it did not answer in time"
+        logs = (await self._runtime.logs(self._container_id)).strip()
+        message = f"The kernel of sandbox {self.id} did not start: {reason}."
+        if logs:
+            message += f" Its last output:\n{logs}"
+        raise SandboxStartError(message, self.id)
+
+    async def _restart(self) -> None:
+        assert self._container_id is not None
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+        await self._runtime.kill(self._container_id)
+        await self._runtime.wait_stopped(self._container_id, timeout=10)
+        self._check_open()
+        clear_sockets(self._run_dir)
+        self._died.clear()
+        self._oom = False
+        await self._runtime.start(self._container_id)
+        await self._connect()
+
+    async def _destroy(self, reason: SandboxError) -> None:
+        """Remove the container and every file; later use raises `reason`."""
+        self._ended = reason
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+        await self._runtime.remove(self._container_id or self.container_name)
+        await asyncio.to_thread(shutil.rmtree, self._home, True)
+        await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
