@@ -1,0 +1,82 @@
+"""Settings: read from the environment once at start-up and passed down; nothing else reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sandbox import SandboxConfig
+
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(Exception):
+    """An environment variable holds a value kernelgate cannot use; the message names it."""
+
+
+def _default_data_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "/tmp")) / ".local" / "share")
+    return Path(base) / "kernelgate"
+
+
+# Environment variable -> Settings field.
+_VARIABLES = {
+    "KERNELGATE_HOST": "host",
+    "KERNELGATE_PORT": "port",
+    "KERNELGATE_DATA_DIR": "data_dir",
+    "KERNELGATE_IMAGE": "image",
+    "DOCKER_HOST": "docker_host",
+    "KERNELGATE_EXECUTION_TIMEOUT": "execution_timeout",
+    "KERNELGATE_CPUS": "cpus",
+    "KERNELGATE_LOG_LEVEL": "log_level",
+}
+
+
+class Settings(BaseModel):
+    """Everything the gateway can be told, each with its environment variable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path
+    image: str = "kernelgate/kernel:latest"
+    docker_host: str | None = None
+    execution_timeout: float = Field(default=600.0, gt=0)
+    cpus: float = Field(default=1.0, gt=0)
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {"data_dir": _default_data_dir(env)}
+        values.update({field: env[name] for name, field in _VARIABLES.items() if env.get(name)})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from exc
+
+    def sandbox_config(self, data_dir: Path | None = None) -> SandboxConfig:
+        try:
+            return SandboxConfig(
+                data_dir=(data_dir or self.data_dir).expanduser().absolute(),
+                image=self.image,
+                docker_host=self.docker_host,
+                cpus=self.cpus,
+                execution_timeout=self.execution_timeout,
+            )
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from exc
+
+
+def _explain(exc: ValidationError) -> str:
+    by_field = {field: name for name, field in _VARIABLES.items()}
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        where = by_field.get(field, field or "settings")
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)

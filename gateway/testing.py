@@ -1,0 +1,46 @@
+"""Run kernelgate inside your own test suite: a real server on loopback, in a background thread.
+
+    with serve(Settings(data_dir=tmp_path)) as base_url:
+        client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused")
+
+kernelgate's own tests use exactly this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+
+from ._app import create_app
+from ._settings import Settings
+
+__all__ = ["serve"]
+
+
+@contextlib.contextmanager
+def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0) -> Iterator[str]:
+    """Serve the gateway on `settings.host` and `port` (0 picks a free one); yields the base URL.
+
+    On exit the server shuts down through its lifespan, which removes its sandboxes.
+    """
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="kernelgate-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            msg = "kernelgate's test server did not start; see the log above"
+            raise RuntimeError(msg)
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{settings.host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(startup_timeout)
