@@ -1,0 +1,69 @@
+"""Fixtures over a real Docker engine and the real kernel image; nothing here is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
+
+IMAGE = os.environ.get("KERNELGATE_IMAGE", "kernelgate/kernel:latest")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def test_root(docker_client: docker.DockerClient) -> Iterator[Path]:
+    """Every data directory of this session lives here; at the end no container may point into it."""
+    # A short path: the kernel's unix sockets live below it.
+    root = Path(tempfile.mkdtemp(prefix="kgt-"))
+    yield root
+    leaked = [
+        c
+        for c in docker_client.containers.list(all=True, filters={"label": "kernelgate.managed=true"})
+        if c.labels.get("kernelgate.data_dir", "").startswith(str(root))
+    ]
+    for container in leaked:
+        container.remove(force=True)
+    assert not leaked, f"tests leaked containers: {[c.name for c in leaked]}"
+
+
+@pytest.fixture
+def data_dir(test_root: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=test_root))
+
+
+def config_for(data_dir: Path, **overrides: object) -> SandboxConfig:
+    return SandboxConfig.model_validate({"data_dir": data_dir, "image": IMAGE, **overrides})
+
+
+@pytest.fixture(scope="session")
+async def manager(test_root: Path) -> AsyncIterator[SandboxManager]:
+    """One manager shared by the tests that need no special configuration."""
+    data_dir = test_root / "shared"
+    async with SandboxManager(config_for(data_dir, interrupt_grace=2.0)) as shared:
+        yield shared
+
+
+@pytest.fixture
+async def sandbox(manager: SandboxManager) -> AsyncIterator[Sandbox]:
+    """A fresh 512m sandbox, removed after the test."""
+    created = await manager.create(SandboxSpec(memory_limit="512m"))
+    yield created
+    await asyncio.shield(_remove_quietly(manager, created))
+
+
+async def _remove_quietly(manager: SandboxManager, sandbox: Sandbox) -> None:
+    if sandbox in manager.sandboxes():
+        await manager.remove(sandbox.id)

@@ -1,0 +1,62 @@
+"""The gateway over real HTTP: health reports what stands between the user and a sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from gateway import Settings
+from gateway.testing import serve
+
+from .conftest import IMAGE
+
+
+def _health(settings: Settings) -> httpx.Response:
+    with serve(settings) as base_url:
+        return httpx.get(f"{base_url}/health", timeout=30)
+
+
+def test_health_is_ok_with_docker_and_the_image(data_dir: Path) -> None:
+    """200, with the engine's version and the image's id."""
+    response = _health(Settings(data_dir=data_dir, image=IMAGE))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["reason"] is None
+    assert body["docker"]["reachable"] is True
+    assert body["docker"]["version"]
+    assert body["image"] == {"name": IMAGE, "present": True, "id": body["image"]["id"]}
+    assert body["image"]["id"].startswith("sha256:")
+
+
+def test_health_is_503_when_docker_is_unreachable(data_dir: Path) -> None:
+    """503, naming Docker and what to do about it."""
+    response = _health(Settings(data_dir=data_dir, docker_host="unix:///nonexistent/docker.sock"))
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["docker"]["reachable"] is False
+    assert "Docker" in body["reason"]
+    assert "DOCKER_HOST" in body["reason"]
+
+
+def test_health_is_503_when_the_image_is_missing(data_dir: Path) -> None:
+    """503, saying to build the image."""
+    response = _health(Settings(data_dir=data_dir, image="kernelgate/kernel:missing"))
+    assert response.status_code == 503
+    body = response.json()
+    assert body["image"]["present"] is False
+    assert "make image" in body["reason"]
+
+
+def test_settings_errors_name_the_variable() -> None:
+    """A bad environment value fails at start-up with the variable's name."""
+    import pytest
+
+    from gateway import SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"KERNELGATE_PORT": "eighty", "HOME": "/tmp"})
+    assert "KERNELGATE_PORT" in str(caught.value)
+    assert Settings.from_env({"HOME": "/home/u"}).data_dir == Path("/home/u/.local/share/kernelgate")
