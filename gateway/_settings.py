@@ -62,7 +62,7 @@ class Settings(BaseModel):
     def sandbox_config(self, data_dir: Path | None = None) -> SandboxConfig:
         try:
             return SandboxConfig(
-                data_dir=(data_dir or self.data_dir).expanduser().absolute(),
+                data_dir=data_dir or self.data_dir,
                 image=self.image,
                 docker_host=self.docker_host,
                 cpus=self.cpus,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["SandboxConfig"]
 
@@ -38,6 +38,12 @@ class SandboxConfig(BaseModel):
     adopt: bool = True
     """On start, reconnect to the live sandboxes an earlier manager with this data_dir left behind.
     False removes them instead."""
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Containers are labelled with this path: it must name the same directory from any cwd.
+        return value.expanduser().absolute()
 
     def model_post_init(self, context: object) -> None:
         socket_path = self.run_dir / ("x" * 24) / "k-5"

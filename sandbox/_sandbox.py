@@ -142,7 +142,9 @@ class Sandbox:
                         outputs.append(item)
                         yield item
             finally:
-                if verdict is None:  # the consumer left, or was cancelled, mid-execution
+                # The consumer left, or was cancelled, mid-execution: stop the code. (If a restart
+                # was under way, the kernel is new or absent and nothing of this execution runs.)
+                if verdict is None and self._kernel is kernel:
                     await self._stop(kernel, [])
             assert verdict is not None
             count = await kernel.execution_count(1.0) if verdict.state_kept else None

@@ -1,0 +1,109 @@
+"""kernelgate's latency numbers on this machine, each beside its baseline (`make bench`).
+
+- cold start: SandboxManager.create() until the result of `print(1)` is back;
+- warm round trip: `1+1` through Sandbox.execute on a live kernel;
+- raw round trip: `1+1` sent with jupyter_client straight to the same kernel, the floor.
+
+Goals (issue 2): cold start under 1.0 s at the median; library overhead under 1.2x the raw round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+
+from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
+
+
+def _summary(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95
+
+
+async def _time(action: Callable[[], Awaitable[object]], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await action()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def cold_start(manager: SandboxManager, runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        sandbox = await manager.create(SandboxSpec())
+        execution = await sandbox.execute("print(1)")
+        samples.append(time.perf_counter() - started)
+        assert execution.stdout == "1\n", execution
+        await manager.remove(sandbox.id)
+    return samples
+
+
+async def raw_round_trips(config: SandboxConfig, sandbox: Sandbox, runs: int) -> list[float]:
+    """The baseline: jupyter_client's own execute and wait for idle, on the same ipc sockets."""
+    run_dir = config.run_dir / sandbox.id
+    info = json.loads((run_dir / "kernel.json").read_text())
+    client = AsyncKernelClient()
+    client.load_connection_info({**info, "ip": str(run_dir / "k")})
+    client.start_channels()
+    await client.wait_for_ready(timeout=30)
+
+    async def one() -> None:
+        msg_id = client.execute("1+1")
+        while True:
+            msg = await client.get_iopub_msg()
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                break
+        await client.get_shell_msg()
+
+    try:
+        await _time(one, 20)  # warm-up
+        return await _time(one, runs)
+    finally:
+        client.stop_channels()
+
+
+async def main(cold_runs: int, warm_runs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="kgb-") as data_dir:
+        config = SandboxConfig(data_dir=Path(data_dir))
+        async with SandboxManager(config) as manager:
+            await cold_start(manager, 1)  # warm the page cache with the image's files
+            cold = await cold_start(manager, cold_runs)
+            sandbox = await manager.create(SandboxSpec())
+            await _time(lambda: sandbox.execute("1+1"), 20)
+            library = await _time(lambda: sandbox.execute("1+1"), warm_runs)
+            raw = await raw_round_trips(config, sandbox, warm_runs)
+
+    cold_median, cold_p95 = _summary(cold)
+    lib_median, lib_p95 = _summary(library)
+    raw_median, raw_p95 = _summary(raw)
+    print(f"{'measure':<34}{'median':>10}{'p95':>10}   runs")
+    print(f"{'cold start, create to print(1)':<34}{cold_median * 1000:>8.0f}ms{cold_p95 * 1000:>8.0f}ms   {cold_runs}")
+    print(f"{'warm 1+1, sandbox library':<34}{lib_median * 1000:>8.2f}ms{lib_p95 * 1000:>8.2f}ms   {warm_runs}")
+    print(f"{'warm 1+1, raw jupyter_client':<34}{raw_median * 1000:>8.2f}ms{raw_p95 * 1000:>8.2f}ms   {warm_runs}")
+    print(f"{'library / raw':<34}{lib_median / raw_median:>9.2f}x{lib_p95 / raw_p95:>9.2f}x")
+    print(f"goals: cold start median < 1000 ms ({'met' if cold_median < 1 else 'NOT met'}); "
+          f"library / raw median < 1.2x ({'met' if lib_median / raw_median < 1.2 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cold-runs", type=int, default=10)
+    parser.add_argument("--warm-runs", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main(args.cold_runs, args.warm_runs))
