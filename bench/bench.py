@@ -97,8 +97,10 @@ async def main(cold_runs: int, warm_runs: int) -> None:
     print(f"{'warm 1+1, sandbox library':<34}{lib_median * 1000:>8.2f}ms{lib_p95 * 1000:>8.2f}ms   {warm_runs}")
     print(f"{'warm 1+1, raw jupyter_client':<34}{raw_median * 1000:>8.2f}ms{raw_p95 * 1000:>8.2f}ms   {warm_runs}")
     print(f"{'library / raw':<34}{lib_median / raw_median:>9.2f}x{lib_p95 / raw_p95:>9.2f}x")
-    print(f"goals: cold start median < 1000 ms ({'met' if cold_median < 1 else 'NOT met'}); "
-          f"library / raw median < 1.2x ({'met' if lib_median / raw_median < 1.2 else 'NOT met'})")
+    print(
+        f"goals: cold start median < 1000 ms ({'met' if cold_median < 1 else 'NOT met'}); "
+        f"library / raw median < 1.2x ({'met' if lib_median / raw_median < 1.2 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

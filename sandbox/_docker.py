@@ -257,6 +257,23 @@ class ContainerRuntime:
 
         return await self._call(listing)
 
+    def oom_kills(self, container_id: str) -> int | None:
+        """How many processes the OOM killer has killed in the container's cgroup, read from the host.
+
+        A cheap file read (no Docker call). None when the cgroup is not visible here: the engine is
+        remote, or the container has stopped.
+        """
+        for path in _cgroup_oom_files(container_id):
+            try:
+                text = path.read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        return None
+
     async def watch(self, label: str, on_event: Callable[[ContainerEvent], None]) -> EventWatch:
         """Call `on_event` from a background thread for each die or oom of a container with `label`."""
 
@@ -284,6 +301,17 @@ class ContainerRuntime:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
+
+
+def _cgroup_oom_files(container_id: str) -> tuple[Path, ...]:
+    """Where the cgroup's OOM counter lives: v1 with cgroupfs or systemd, then v2."""
+    root = Path("/sys/fs/cgroup")
+    return (
+        root / "memory" / "docker" / container_id / "memory.oom_control",
+        root / "memory" / "system.slice" / f"docker-{container_id}.scope" / "memory.oom_control",
+        root / "docker" / container_id / "memory.events",
+        root / "system.slice" / f"docker-{container_id}.scope" / "memory.events",
+    )
 
 
 def _probe_unix_socket(url: str) -> None:

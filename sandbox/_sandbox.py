@@ -130,6 +130,7 @@ class Sandbox:
             kernel = await self._ready_kernel()
             self._touch()
             self._oom = False
+            oom_kills = self._runtime.oom_kills(self._container_id or "")
             before = await asyncio.to_thread(self._files.scan)
             started = time.monotonic()
             outputs: list[Output] = []
@@ -151,9 +152,14 @@ class Sandbox:
             self._touch()
             after = await asyncio.to_thread(self._files.scan)
             errors = [o for o in outputs if isinstance(o, ErrorOutput)]
-            status = verdict.status
+            status, message = verdict.status, verdict.message
             if status is ExecutionStatus.OK and errors:
                 status = ExecutionStatus.ERROR
+            if message is None and self._oom_since(oom_kills):  # the kernel lived; a child did not
+                message = (
+                    f"A process started by the code was killed for exceeding the sandbox's "
+                    f"{self.spec.memory_limit} memory limit; the kernel and its variables are kept."
+                )
             yield Finished(
                 execution=Execution(
                     status=status,
@@ -162,7 +168,7 @@ class Sandbox:
                     duration=time.monotonic() - started,
                     files=changed(before, after),
                     state_kept=verdict.state_kept,
-                    message=verdict.message,
+                    message=message,
                     execution_count=count,
                 )
             )
@@ -213,6 +219,12 @@ class Sandbox:
                 break
         await self._restart()
         return False
+
+    def _oom_since(self, kills_before: int | None) -> bool:
+        """Whether the OOM killer struck during this execution: the cgroup's counter, or Docker's event."""
+        kills_now = self._runtime.oom_kills(self._container_id or "")
+        counted = kills_before is not None and kills_now is not None and kills_now > kills_before
+        return counted or self._oom
 
     async def _death(self) -> ContainerInfo | None:
         """The container's state if it really stopped; a `die` left over from a restart is cleared."""

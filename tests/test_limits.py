@@ -91,3 +91,25 @@ async def test_restart_clears_variables_and_keeps_files(sandbox: Sandbox) -> Non
     execution = await sandbox.execute("'x' in globals(), open('keep.txt').read()")
     assert execution.result is not None
     assert execution.result.text == "(False, 'k')"
+
+
+async def test_a_child_process_killed_for_memory_is_reported(manager: SandboxManager) -> None:
+    """When the OOM killer takes a subprocess, the kernel lives on and the result says what happened."""
+    sandbox = await manager.create(SandboxSpec(memory_limit="256m"))
+    try:
+        await sandbox.execute("kept = 1")
+        code = (
+            "import subprocess, sys\n"
+            "child = subprocess.run([sys.executable, '-c', 'x = bytearray(600 * 1024 * 1024)'])\n"
+            "child.returncode"
+        )
+        execution = await sandbox.execute(code, timeout=60)
+        assert execution.status is ExecutionStatus.OK
+        assert execution.result is not None
+        assert execution.result.text == "-9"
+        assert execution.state_kept
+        assert execution.message is not None
+        assert "256m" in execution.message
+        assert (await sandbox.execute("kept")).status is ExecutionStatus.OK
+    finally:
+        await manager.remove(sandbox.id)
