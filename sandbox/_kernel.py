@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
@@ -24,6 +25,7 @@ __all__ = ["CONTAINER_RUN_DIR", "Idle", "KernelClient", "clear_sockets", "write_
 
 CONTAINER_RUN_DIR = "/run/kernelgate"
 _BINARY_MIME = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
+_READY_POLL = 0.25
 _PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
 
@@ -71,12 +73,26 @@ class KernelClient:
         self._msg_id: str | None = None
 
     async def connect(self, timeout: float) -> None:
-        """Open the channels and wait until the kernel answers; raises TimeoutError if it does not."""
-        self._client.start_channels()
-        try:
-            await self._client.wait_for_ready(timeout=timeout)
-        except RuntimeError as exc:  # jupyter_client reports its timeout as RuntimeError
-            raise TimeoutError(str(exc)) from exc
+        """Open the channels and wait until the kernel answers on shell and iopub; TimeoutError if not.
+
+        jupyter_client's own wait_for_ready also watches heartbeats, whose threads and one-second
+        deadlines fail under load (many kernels starting at once); the container's state is watched
+        instead, by the sandbox.
+        """
+        self._client.start_channels(hb=False)
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            self._client.kernel_info()
+            try:
+                await self._client.get_shell_msg(timeout=min(_READY_POLL, remaining))
+                # A reply means the shell is up; an iopub message means our subscription is live too
+                # (each kernel_info makes the kernel publish its busy and idle status).
+                await self._client.get_iopub_msg(timeout=min(_READY_POLL, remaining))
+            except Empty:
+                continue
+            return
+        msg = f"the kernel did not answer within {timeout:g} s"
+        raise TimeoutError(msg)
 
     def close(self) -> None:
         self._client.stop_channels()
