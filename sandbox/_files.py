@@ -14,6 +14,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ._errors import InvalidFilePath
 from ._models import SandboxFile
@@ -69,7 +70,7 @@ class FileStore:
         finally:
             os.close(fd)
 
-    def write(self, name: str, data: bytes | Path) -> SandboxFile:
+    def write(self, name: str, data: bytes | Path | BinaryIO) -> SandboxFile:
         """Create or replace a file atomically: code never sees it half written."""
         parts = split_name(name)
         with self._parent(parts, create=True) as dir_fd:
@@ -85,8 +86,10 @@ class FileStore:
                     if isinstance(data, Path):
                         with data.open("rb") as source:
                             shutil.copyfileobj(source, out, 1024 * 1024)
-                    else:
+                    elif isinstance(data, bytes):
                         out.write(data)
+                    else:
+                        shutil.copyfileobj(data, out, 1024 * 1024)
                     if self.chowns:
                         os.fchown(out.fileno(), *self.owner)
                 self._refuse_directory(parts, dir_fd)

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._config import SandboxConfig
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
@@ -256,8 +256,8 @@ class Sandbox:
 
     # -- files in /mnt/data -----------------------------------------------------------------------
 
-    async def write_file(self, name: str, data: bytes | Path) -> SandboxFile:
-        """Create or replace /mnt/data/`name` with bytes, or with a copy of a host file."""
+    async def write_file(self, name: str, data: bytes | Path | BinaryIO) -> SandboxFile:
+        """Create or replace /mnt/data/`name` with bytes, a copy of a host file, or a binary stream's rest."""
         with self._file_errors(name):
             return await asyncio.to_thread(self._files.write, name, data)
 
