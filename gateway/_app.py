@@ -1,4 +1,4 @@
-"""The FastAPI application: its lifespan owns the sandbox manager."""
+"""The FastAPI application: its lifespan owns the sandbox manager, the store and the services."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from sandbox import SandboxError, SandboxManager
 
+from ._containers import ContainerService
+from ._files import FileService
+from ._limits import BodyLimit, api_key_check
 from ._settings import Settings
+from ._store import Store
+from .openai import containers_router, error_response, files_router, install_error_handlers
 
 __all__ = ["create_app"]
 
@@ -24,15 +29,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.data_dir / "kernelgate.db")
+        files = FileService(store, settings.data_dir / "files")
         app.state.manager = SandboxManager(settings.sandbox_config())
+        app.state.files = files
+        app.state.containers = ContainerService(app.state.manager, store, files, settings.expiry_minute_seconds)
         await _start_manager(app)
         try:
             yield
         finally:
-            await app.state.manager.close()
+            # Live sandboxes stay up for the next start to adopt: a restart loses no container.
+            await app.state.manager.close(remove_sandboxes=False)
+            store.close()
 
     app = FastAPI(title="kernelgate", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, render=lambda exc: error_response(413, str(exc)))
     app.add_api_route("/health", health, methods=["GET"], summary="Docker and kernel image status")
+    guard = [Depends(api_key_check(settings.api_key))]
+    app.include_router(containers_router, dependencies=guard)
+    app.include_router(files_router, dependencies=guard)
     return app
 
 
@@ -40,6 +56,7 @@ async def _start_manager(app: FastAPI) -> None:
     """Start the sandbox manager; when Docker is down, serve anyway so that /health says why."""
     try:
         await app.state.manager.start()
+        await app.state.containers.reconcile()
     except SandboxError as exc:
         log.error("Sandboxes are unavailable: %s", exc)
         app.state.startup_problem = str(exc)

@@ -32,6 +32,9 @@ _VARIABLES = {
     "KERNELGATE_EXECUTION_TIMEOUT": "execution_timeout",
     "KERNELGATE_CPUS": "cpus",
     "KERNELGATE_LOG_LEVEL": "log_level",
+    "KERNELGATE_API_KEY": "api_key",
+    "KERNELGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "KERNELGATE_EXPIRY_MINUTE_SECONDS": "expiry_minute_seconds",
 }
 
 
@@ -48,6 +51,11 @@ class Settings(BaseModel):
     execution_timeout: float = Field(default=600.0, gt=0)
     cpus: float = Field(default=1.0, gt=0)
     log_level: str = "info"
+    api_key: str | None = None
+    """When set, every /v1 route needs `Authorization: Bearer <key>`."""
+    max_upload_bytes: int = Field(default=512 * 1024**2, gt=0)
+    expiry_minute_seconds: float = Field(default=60.0, gt=0)
+    """How long one minute of a container's `expires_after` lasts: lower it to test expiry quickly."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +75,8 @@ class Settings(BaseModel):
                 docker_host=self.docker_host,
                 cpus=self.cpus,
                 execution_timeout=self.execution_timeout,
+                # Check for expired sandboxes often enough for the shortest expiry to be on time.
+                reap_interval=min(5.0, self.expiry_minute_seconds / 12),
             )
         except ValidationError as exc:
             raise SettingsError(_explain(exc)) from exc

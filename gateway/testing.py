@@ -8,6 +8,7 @@ kernelgate's own tests use exactly this.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -15,17 +16,21 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from sandbox import DockerUnavailable, SandboxManager
+
 from ._app import create_app
 from ._settings import Settings
 
-__all__ = ["serve"]
+__all__ = ["remove_sandboxes", "serve"]
 
 
 @contextlib.contextmanager
-def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0) -> Iterator[str]:
+def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0, purge: bool = True) -> Iterator[str]:
     """Serve the gateway on `settings.host` and `port` (0 picks a free one); yields the base URL.
 
-    On exit the server shuts down through its lifespan, which removes its sandboxes.
+    On exit the server shuts down. A gateway leaves its live sandboxes for the next start to adopt;
+    with `purge` (the default here) they are removed, so a test suite leaks no container. Use
+    purge=False to restart a gateway on the same data directory and find its containers again.
     """
     config = uvicorn.Config(create_app(settings), host=settings.host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -44,3 +49,13 @@ def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0) -
     finally:
         server.should_exit = True
         thread.join(startup_timeout)
+        if purge:
+            with contextlib.suppress(DockerUnavailable):  # no engine: it holds no sandbox of ours
+                asyncio.run(remove_sandboxes(settings))
+
+
+async def remove_sandboxes(settings: Settings) -> None:
+    """Remove every sandbox left in the settings' data directory (no gateway may be running on it)."""
+    config = settings.sandbox_config().model_copy(update={"adopt": False})
+    async with SandboxManager(config):
+        pass

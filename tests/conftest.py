@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import docker
+import openai
 import pytest
+from docker.models.containers import Container
 
 from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
 
@@ -67,3 +69,34 @@ async def sandbox(manager: SandboxManager) -> AsyncIterator[Sandbox]:
 async def _remove_quietly(manager: SandboxManager, sandbox: Sandbox) -> None:
     if sandbox in manager.sandboxes():
         await manager.remove(sandbox.id)
+
+
+@pytest.fixture(scope="session")
+def openai_base_url(test_root: Path) -> Iterator[str]:
+    """One gateway for the API tests that need no special settings."""
+    from gateway import Settings
+    from gateway.testing import serve
+
+    settings = Settings(data_dir=test_root / "gateway", image=IMAGE, expiry_minute_seconds=1.0)
+    with serve(settings) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def client(openai_base_url: str) -> Iterator[openai.OpenAI]:
+    """The official SDK pointed at the gateway; no retries, so every error shows."""
+    with openai.OpenAI(base_url=f"{openai_base_url}/v1", api_key="unused", max_retries=0) as sdk:
+        yield sdk
+
+
+def container_of(client: docker.DockerClient, container_id: str) -> Container | None:
+    """The Docker container behind an OpenAI container id, found by its label."""
+    found = client.containers.list(all=True, filters={"label": f"kernelgate.label.container_id={container_id}"})
+    return found[0] if found else None
+
+
+def run_in(container: Container, command: str) -> str:
+    """Run a shell command in the sandbox as the kernel's user, the way its code would."""
+    result = container.exec_run(["sh", "-c", command], user=container.attrs["Config"]["User"])
+    assert result.exit_code == 0, result.output
+    return str(result.output.decode())

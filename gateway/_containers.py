@@ -1,0 +1,236 @@
+"""Containers (OpenAI's Containers and Container Files APIs) on top of sandboxes.
+
+A container is one sandbox plus a record in the store. The record outlives the sandbox: once the
+sandbox expires the container reads `expired`, and using it is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from sandbox import Sandbox, SandboxError, SandboxExpired, SandboxFile, SandboxManager, SandboxNotFound, SandboxSpec
+
+from ._errors import ContainerExpired, InvalidRequest, NotFound
+from ._files import FileService, clean_filename
+from ._ids import new_container_file_id, new_container_id
+from ._records import ContainerFileRecord, ContainerRecord, ContainerStatus, FileRecord, NetworkPolicy, Page
+from ._store import CursorNotFound, Order, Store
+
+__all__ = ["CONTAINER_LABEL", "ContainerService"]
+
+log = logging.getLogger("kernelgate.gateway")
+CONTAINER_LABEL = "container_id"
+"""The sandbox label that names the container a sandbox belongs to."""
+
+
+class ContainerService:
+    def __init__(self, manager: SandboxManager, store: Store, files: FileService, minute_seconds: float) -> None:
+        self._manager = manager
+        self._minute = minute_seconds
+        self._store = store
+        self._files = files
+
+    # -- containers -------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        name: str,
+        memory_limit: str,
+        file_ids: Sequence[str],
+        expires_after_minutes: int,
+        network_policy: NetworkPolicy,
+    ) -> ContainerRecord:
+        if network_policy.type == "allowlist":
+            msg = (
+                "network_policy type 'allowlist' is not supported: kernelgate sandboxes have no network "
+                "access, and an allowlist is not enforced yet. Use {'type': 'disabled'}."
+            )
+            raise InvalidRequest(
+                msg,
+                "network_policy",
+            )
+        uploads = [self._files.get(file_id, "file_ids") for file_id in file_ids]  # all known, or nothing made
+        now = int(time.time())
+        container_id = new_container_id(now)
+        spec = SandboxSpec(
+            memory_limit=memory_limit,
+            idle_timeout=expires_after_minutes * self._minute,
+            labels={CONTAINER_LABEL: container_id},
+        )
+        sandbox = await self._manager.create(spec)
+        record = ContainerRecord(
+            id=container_id,
+            name=name,
+            created_at=now,
+            last_active_at=now,
+            expires_after_minutes=expires_after_minutes,
+            memory_limit=memory_limit,
+            network_policy=network_policy,
+            status=ContainerStatus.RUNNING,
+            sandbox_id=sandbox.id,
+        )
+        try:
+            self._store.add_container(record)
+            for upload in uploads:
+                await self._copy_in(record, sandbox, upload)
+        except BaseException:
+            await self._manager.remove(sandbox.id)
+            self._store.delete_container(container_id)
+            raise
+        return record
+
+    def get(self, container_id: str, *, touch: bool = True) -> ContainerRecord:
+        """The container's record, its status brought up to date; any retrieval counts as activity."""
+        record = self._store.get_container(container_id)
+        if record is None:
+            raise NotFound(container_id, kind="Container", param="container_id")
+        sandbox = self._live(record)
+        if sandbox is None:
+            return self._store.get_container(container_id) or record
+        if touch:
+            sandbox.touch()
+        return self._with_activity(record, sandbox)
+
+    def list_containers(self, after: str | None, limit: int, order: Order, name: str | None) -> Page[ContainerRecord]:
+        try:
+            page = self._store.list_containers(after, limit, order, name)
+        except CursorNotFound as exc:
+            msg = f"No container {exc.args[0]!r} to list after."
+            raise InvalidRequest(msg, "after") from exc
+        items = tuple(self.get(record.id, touch=False) for record in page.items)
+        return Page[ContainerRecord](items=items, has_more=page.has_more)
+
+    async def delete(self, container_id: str) -> None:
+        record = self.get(container_id, touch=False)
+        if record.sandbox_id is not None:
+            with suppress(SandboxNotFound, SandboxExpired):
+                await self._manager.remove(record.sandbox_id)
+        self._store.delete_container(container_id)
+
+    def sandbox(self, container_id: str) -> Sandbox:
+        """The live sandbox of a running container; ContainerExpired once it has expired."""
+        record = self.get(container_id)
+        sandbox = self._live(record)
+        if sandbox is None:
+            raise ContainerExpired(container_id)
+        return sandbox
+
+    async def reconcile(self) -> None:
+        """After a restart: expire records whose sandbox is gone, remove sandboxes no record owns."""
+        owned = set()
+        for record in self._store.running_containers():
+            if self._live(record) is not None:
+                owned.add(record.sandbox_id)
+        for sandbox in self._manager.sandboxes():
+            if sandbox.id not in owned:
+                log.warning("Removing sandbox %s: no container owns it", sandbox.id)
+                await self._manager.remove(sandbox.id)
+
+    def _live(self, record: ContainerRecord) -> Sandbox | None:
+        """The record's sandbox if it still runs; a vanished sandbox marks the record expired."""
+        if record.status is not ContainerStatus.RUNNING or record.sandbox_id is None:
+            return None
+        try:
+            return self._manager.get(record.sandbox_id)
+        except SandboxError:
+            # Expired, or gone while no gateway ran (an expired one is removed on adoption).
+            self._store.expire_container(record.id)
+            return None
+
+    def _with_activity(self, record: ContainerRecord, sandbox: Sandbox) -> ContainerRecord:
+        active = int(sandbox.last_active)
+        if active != record.last_active_at:
+            self._store.set_container_activity(record.id, active)
+            record = record.model_copy(update={"last_active_at": active})
+        return record
+
+    # -- container files --------------------------------------------------------------------------
+
+    async def add_upload(
+        self, container_id: str, filename: str | None, data: bytes | Path | BinaryIO
+    ) -> ContainerFileRecord:
+        """Place an uploaded file at /mnt/data/<hex>-<name>, as the hosted tool does."""
+        sandbox = self.sandbox(container_id)
+        file_id = new_container_file_id()
+        name = f"{file_id.removeprefix('cfile_')}-{clean_filename(filename)}"
+        written = await sandbox.write_file(name, data)
+        record = ContainerFileRecord(
+            id=file_id,
+            container_id=container_id,
+            path=written.path,
+            source="user",
+            bytes=written.size,
+            created_at=int(time.time()),
+        )
+        self._store.add_container_file(record)
+        return record
+
+    async def add_file_id(self, container_id: str, file_id: str) -> ContainerFileRecord:
+        upload = self._files.get(file_id, "file_id")
+        return await self.add_upload(container_id, upload.filename, self._files.path(upload))
+
+    async def _copy_in(self, record: ContainerRecord, sandbox: Sandbox, upload: FileRecord) -> None:
+        del sandbox  # the container's sandbox is found by id, like any later upload
+        await self.add_upload(record.id, upload.filename, self._files.path(upload))
+
+    async def list_files(
+        self, container_id: str, after: str | None, limit: int, order: Order
+    ) -> Page[ContainerFileRecord]:
+        await self.sync_files(container_id)
+        try:
+            return self._store.list_container_files(container_id, after, limit, order)
+        except CursorNotFound as exc:
+            msg = f"No container file {exc.args[0]!r} to list after."
+            raise InvalidRequest(msg, "after") from exc
+
+    async def get_file(self, container_id: str, file_id: str) -> ContainerFileRecord:
+        await self.sync_files(container_id)
+        record = self._store.get_container_file(container_id, file_id)
+        if record is None:
+            raise NotFound(file_id, kind="Container file", param="file_id")
+        return record
+
+    @contextmanager
+    def open_file(self, record: ContainerFileRecord) -> Iterator[int]:
+        """A new fd reading the file; the caller owns it once the block exits without error."""
+        sandbox = self.sandbox(record.container_id)
+        with sandbox.open_file(record.path) as (_, fd):
+            yield os.dup(fd)
+
+    async def delete_file(self, container_id: str, file_id: str) -> None:
+        record = await self.get_file(container_id, file_id)
+        await self.sandbox(container_id).delete_file(record.path)
+        self._store.delete_container_file(record.id)
+
+    async def sync_files(self, container_id: str) -> list[ContainerFileRecord]:
+        """Bring the records in line with /mnt/data: files the code wrote become `assistant` files."""
+        sandbox = self.sandbox(container_id)
+        present = {f.path: f for f in await sandbox.list_files()}
+        known = {r.path: r for r in self._store.container_files(container_id)}
+        for path, record in known.items():
+            found = present.get(path)
+            if found is None:
+                self._store.delete_container_file(record.id)
+            elif found.size != record.bytes:
+                self._store.set_container_file_size(record.id, found.size)
+        for path, found in present.items():
+            if path not in known:
+                self._store.add_container_file(_assistant_file(container_id, found))
+        return self._store.container_files(container_id)
+
+
+def _assistant_file(container_id: str, found: SandboxFile) -> ContainerFileRecord:
+    return ContainerFileRecord(
+        id=new_container_file_id(),
+        container_id=container_id,
+        path=found.path,
+        source="assistant",
+        bytes=found.size,
+        created_at=int(found.modified),
+    )

@@ -1,0 +1,80 @@
+"""Request guards that run before any route: the API key, and the upload size limit."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._errors import PayloadTooLarge, Unauthorized
+
+__all__ = ["BodyLimit", "api_key_check"]
+
+# Room for multipart boundaries and the other form fields around a file of the largest allowed size.
+_ENVELOPE = 64 * 1024
+
+
+class BodyLimit:
+    """Refuse bodies over the limit: at once by Content-Length, or as soon as a chunked body passes it.
+
+    The multipart parser spools uploads to disk, so this is what keeps a huge upload from filling it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, render: Callable[[PayloadTooLarge], Response]) -> None:
+        self._app = app
+        self._max = max_bytes
+        self._allowed = max_bytes + _ENVELOPE
+        self._render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self._allowed:
+            await self._render(PayloadTooLarge(self._max))(scope, receive, send)
+            return
+        received = 0
+        exceeded = False
+
+        async def counting() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self._allowed:
+                exceeded = True
+                raise PayloadTooLarge(self._max)
+            return message
+
+        async def sending(message: Message) -> None:
+            # Whatever the app made of the aborted body (FastAPI turns it into a 400), answer 413.
+            if not exceeded:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await self._render(PayloadTooLarge(self._max))(scope, receive, send)
+
+        await self._app(scope, counting, sending)
+
+
+def api_key_check(expected: str | None) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency that enforces the key when one is configured."""
+
+    async def check(request: Request) -> None:
+        if expected is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            msg = (
+                "You didn't provide an API key. Send it in the Authorization header as 'Bearer <key>' "
+                "(the key the gateway has in KERNELGATE_API_KEY)."
+            )
+            raise Unauthorized(msg)
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            msg = "Incorrect API key provided."
+            raise Unauthorized(msg)
+
+    return check

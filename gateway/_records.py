@@ -1,0 +1,71 @@
+"""The gateway's own records of containers and files, stored in SQLite; wire formats render them."""
+
+from __future__ import annotations
+
+import enum
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "ContainerFileRecord",
+    "ContainerRecord",
+    "ContainerStatus",
+    "FileRecord",
+    "NetworkPolicy",
+    "Page",
+]
+
+T = TypeVar("T")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ContainerStatus(enum.StrEnum):
+    RUNNING = "running"
+    EXPIRED = "expired"
+
+
+class NetworkPolicy(_Record):
+    type: Literal["disabled", "allowlist"] = "disabled"
+    allowed_domains: tuple[str, ...] = ()
+
+
+class ContainerRecord(_Record):
+    id: str
+    name: str
+    created_at: int
+    last_active_at: int
+    expires_after_minutes: int
+    memory_limit: str
+    network_policy: NetworkPolicy
+    status: ContainerStatus
+    sandbox_id: str | None
+
+
+class ContainerFileRecord(_Record):
+    id: str
+    container_id: str
+    path: str
+    """Where the code finds it: /mnt/data/<name>."""
+    source: Literal["user", "assistant"]
+    bytes: int
+    created_at: int
+
+
+class FileRecord(_Record):
+    id: str
+    filename: str
+    bytes: int
+    purpose: str
+    created_at: int
+    expires_at: int | None
+
+
+class Page(_Record, Generic[T]):
+    """One page of a listing in `order`, and whether more follow."""
+
+    items: tuple[T, ...]
+    has_more: bool

@@ -1,0 +1,195 @@
+"""Metadata in SQLite under the data directory: files, containers, container files.
+
+Calls are synchronous: each is one indexed statement of well under a millisecond (WAL mode), so the
+event loop is not held up; blobs live on disk beside the database, never in it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from ._records import ContainerFileRecord, ContainerRecord, ContainerStatus, FileRecord, NetworkPolicy, Page
+
+__all__ = ["CursorNotFound", "Order", "Store"]
+
+Order = Literal["asc", "desc"]
+R = TypeVar("R")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY, filename TEXT NOT NULL, bytes INTEGER NOT NULL, purpose TEXT NOT NULL,
+    created_at INTEGER NOT NULL, expires_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL,
+    expires_after_minutes INTEGER NOT NULL, memory_limit TEXT NOT NULL, network_policy TEXT NOT NULL,
+    status TEXT NOT NULL, sandbox_id TEXT
+);
+CREATE TABLE IF NOT EXISTS container_files (
+    id TEXT PRIMARY KEY, container_id TEXT NOT NULL, path TEXT NOT NULL, source TEXT NOT NULL,
+    bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (container_id, path)
+);
+CREATE INDEX IF NOT EXISTS files_order ON files (created_at);
+CREATE INDEX IF NOT EXISTS containers_order ON containers (created_at);
+CREATE INDEX IF NOT EXISTS container_files_order ON container_files (container_id, created_at);
+"""
+
+
+class CursorNotFound(LookupError):
+    """The `after` id of a listing names nothing in it."""
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            self._db.row_factory = sqlite3.Row
+            return self._db.execute(sql, params).fetchall()
+
+    def _page(
+        self,
+        table: str,
+        where: str,
+        params: Sequence[Any],
+        after: str | None,
+        limit: int,
+        order: Order,
+        to_record: Callable[[sqlite3.Row], R],
+    ) -> Page[R]:
+        """Rows by creation (then insertion) order; `after` is the id of the last row of the previous page."""
+        direction, compare = ("ASC", ">") if order == "asc" else ("DESC", "<")
+        conditions, values = [where], list(params)
+        if after is not None:
+            cursor = self._run(f"SELECT created_at, rowid FROM {table} WHERE id = ? AND {where}", [after, *params])
+            if not cursor:
+                raise CursorNotFound(after)
+            conditions.append(f"(created_at, rowid) {compare} (?, ?)")
+            values += [cursor[0]["created_at"], cursor[0]["rowid"]]
+        rows = self._run(
+            f"SELECT * FROM {table} WHERE {' AND '.join(conditions)} "
+            f"ORDER BY created_at {direction}, rowid {direction} LIMIT ?",
+            [*values, limit + 1],
+        )
+        return Page[R](items=tuple(to_record(row) for row in rows[:limit]), has_more=len(rows) > limit)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def add_file(self, record: FileRecord) -> None:
+        self._run(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+            [record.id, record.filename, record.bytes, record.purpose, record.created_at, record.expires_at],
+        )
+
+    def get_file(self, file_id: str) -> FileRecord | None:
+        rows = self._run("SELECT * FROM files WHERE id = ?", [file_id])
+        return _file(rows[0]) if rows else None
+
+    def list_files(self, after: str | None, limit: int, order: Order, purpose: str | None) -> Page[FileRecord]:
+        where, params = ("purpose = ?", [purpose]) if purpose else ("1", [])
+        return self._page("files", where, params, after, limit, order, _file)
+
+    def delete_file(self, file_id: str) -> None:
+        self._run("DELETE FROM files WHERE id = ?", [file_id])
+
+    def expired_files(self, now: int) -> list[FileRecord]:
+        return [_file(r) for r in self._run("SELECT * FROM files WHERE expires_at <= ?", [now])]
+
+    # -- containers -------------------------------------------------------------------------------
+
+    def add_container(self, record: ContainerRecord) -> None:
+        self._run(
+            "INSERT INTO containers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                record.id,
+                record.name,
+                record.created_at,
+                record.last_active_at,
+                record.expires_after_minutes,
+                record.memory_limit,
+                record.network_policy.model_dump_json(),
+                record.status.value,
+                record.sandbox_id,
+            ],
+        )
+
+    def get_container(self, container_id: str) -> ContainerRecord | None:
+        rows = self._run("SELECT * FROM containers WHERE id = ?", [container_id])
+        return _container(rows[0]) if rows else None
+
+    def list_containers(self, after: str | None, limit: int, order: Order, name: str | None) -> Page[ContainerRecord]:
+        where, params = ("name = ?", [name]) if name else ("1", [])
+        return self._page("containers", where, params, after, limit, order, _container)
+
+    def running_containers(self) -> list[ContainerRecord]:
+        rows = self._run("SELECT * FROM containers WHERE status = ?", [ContainerStatus.RUNNING.value])
+        return [_container(r) for r in rows]
+
+    def set_container_activity(self, container_id: str, last_active_at: int) -> None:
+        self._run("UPDATE containers SET last_active_at = ? WHERE id = ?", [last_active_at, container_id])
+
+    def expire_container(self, container_id: str) -> None:
+        """Mark it expired and forget its files: the metadata stays retrievable, the data is gone."""
+        self._run(
+            "UPDATE containers SET status = ?, sandbox_id = NULL WHERE id = ?",
+            [ContainerStatus.EXPIRED.value, container_id],
+        )
+        self._run("DELETE FROM container_files WHERE container_id = ?", [container_id])
+
+    def delete_container(self, container_id: str) -> None:
+        self._run("DELETE FROM container_files WHERE container_id = ?", [container_id])
+        self._run("DELETE FROM containers WHERE id = ?", [container_id])
+
+    # -- container files --------------------------------------------------------------------------
+
+    def add_container_file(self, record: ContainerFileRecord) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO container_files VALUES (?, ?, ?, ?, ?, ?)",
+            [record.id, record.container_id, record.path, record.source, record.bytes, record.created_at],
+        )
+
+    def set_container_file_size(self, file_id: str, size: int) -> None:
+        self._run("UPDATE container_files SET bytes = ? WHERE id = ?", [size, file_id])
+
+    def get_container_file(self, container_id: str, file_id: str) -> ContainerFileRecord | None:
+        rows = self._run("SELECT * FROM container_files WHERE container_id = ? AND id = ?", [container_id, file_id])
+        return _container_file(rows[0]) if rows else None
+
+    def container_files(self, container_id: str) -> list[ContainerFileRecord]:
+        rows = self._run("SELECT * FROM container_files WHERE container_id = ?", [container_id])
+        return [_container_file(r) for r in rows]
+
+    def list_container_files(
+        self, container_id: str, after: str | None, limit: int, order: Order
+    ) -> Page[ContainerFileRecord]:
+        return self._page("container_files", "container_id = ?", [container_id], after, limit, order, _container_file)
+
+    def delete_container_file(self, file_id: str) -> None:
+        self._run("DELETE FROM container_files WHERE id = ?", [file_id])
+
+
+def _file(row: sqlite3.Row) -> FileRecord:
+    return FileRecord(**dict(row))
+
+
+def _container(row: sqlite3.Row) -> ContainerRecord:
+    values = dict(row)
+    values["network_policy"] = NetworkPolicy.model_validate_json(values["network_policy"])
+    return ContainerRecord(**values)
+
+
+def _container_file(row: sqlite3.Row) -> ContainerFileRecord:
+    return ContainerFileRecord(**dict(row))

@@ -1,0 +1,114 @@
+"""Every failure as OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`.
+
+One table maps our errors (the gateway's and the sandbox library's) to a status; the handlers below
+also cover FastAPI's validation errors, unknown routes and anything unexpected, so no response ever
+leaves in another shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sandbox import (
+    DataDirInUse,
+    DockerUnavailable,
+    FileNotFoundInSandbox,
+    ImageNotFound,
+    InvalidFilePath,
+    ManagerClosed,
+    SandboxError,
+    SandboxExpired,
+    SandboxNotFound,
+    SandboxStartError,
+)
+
+from .._errors import GatewayError
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger("kernelgate.gateway")
+
+# Sandbox errors -> (status, param). Errors the SDK should not retry get x-should-retry: false.
+_SANDBOX_STATUS: dict[type[SandboxError], tuple[int, str | None]] = {
+    InvalidFilePath: (400, "file"),
+    SandboxExpired: (400, None),
+    SandboxNotFound: (404, None),
+    FileNotFoundInSandbox: (404, "file_id"),
+    DockerUnavailable: (503, None),
+    ImageNotFound: (503, None),
+    ManagerClosed: (503, None),
+    DataDirInUse: (503, None),
+    SandboxStartError: (500, None),
+}
+_NO_RETRY = (DockerUnavailable, ImageNotFound, DataDirInUse)
+
+
+def error_response(
+    status: int, message: str, param: str | None = None, code: str | None = None, *, retry: bool = True
+) -> JSONResponse:
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    headers = {} if retry or status < 500 else {"x-should-retry": "false"}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc.status, str(exc), exc.param, exc.code)
+
+
+async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SandboxError)
+    status, param = next((found for kind, found in _SANDBOX_STATUS.items() if isinstance(exc, kind)), (500, None))
+    message = "Container is expired." if isinstance(exc, SandboxExpired) else str(exc)
+    if status >= 500:
+        log.error("Sandbox failure on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(status, message, param, retry=not isinstance(exc, _NO_RETRY))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        message = (
+            "We could not parse the JSON body of your request. The body must be valid JSON; "
+            f"{first.get('ctx', {}).get('error', 'it is not')}."
+        )
+        return error_response(400, message)
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    param = ".".join(location) or None
+    if first.get("type") == "missing":
+        message = f"Missing required parameter: '{param}'."
+    else:
+        message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}."
+    return error_response(400, message, param)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    elif exc.status_code == 405:
+        message = f"Invalid method for URL ({request.method} {request.url.path})"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, message)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("Unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "The server had an error while processing your request.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(SandboxError, _sandbox_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,60 @@
+"""What the OpenAI routes share: the services from app state, list envelopes, streamed file bodies."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Literal, TypeVar
+
+from fastapi import Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from .._containers import ContainerService
+from .._files import FileService
+from .._records import Page
+from ._models import ListObject
+
+__all__ = ["Containers", "Files", "Order", "fd_response", "list_object"]
+
+T = TypeVar("T")
+W = TypeVar("W")
+Order = Annotated[Literal["asc", "desc"], Query()]
+_CHUNK = 1024 * 1024
+
+
+def _containers(request: Request) -> ContainerService:
+    service: ContainerService = request.app.state.containers
+    return service
+
+
+def _files(request: Request) -> FileService:
+    service: FileService = request.app.state.files
+    return service
+
+
+Containers = Annotated[ContainerService, Depends(_containers)]
+Files = Annotated[FileService, Depends(_files)]
+
+
+def list_object(page: Page[T], render: Callable[[T], W], ids: Callable[[W], str]) -> ListObject[W]:
+    data: Sequence[W] = [render(item) for item in page.items]
+    return ListObject[W](
+        data=list(data),
+        first_id=ids(data[0]) if data else None,
+        last_id=ids(data[-1]) if data else None,
+        has_more=page.has_more,
+    )
+
+
+def fd_response(fd: int) -> StreamingResponse:
+    """Stream an open file's bytes, closing it at the end (or when the client goes away)."""
+    size = os.fstat(fd).st_size
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                yield chunk
+        finally:
+            os.close(fd)
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers={"content-length": str(size)})
