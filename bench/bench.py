@@ -4,7 +4,11 @@
 - warm round trip: `1+1` through Sandbox.execute on a live kernel;
 - raw round trip: `1+1` sent with jupyter_client straight to the same kernel, the floor.
 
+- API under load: 20 clients at once, each creating a container, uploading, listing and downloading
+  a file and deleting the container through the official openai SDK; latency percentiles per request.
+
 Goals (issue 2): cold start under 1.0 s at the median; library overhead under 1.2x the raw round trip.
+Goal (issue 3): no request of the 20 clients fails, and no container is left.
 """
 
 from __future__ import annotations
@@ -16,11 +20,19 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
+import docker
+import openai
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
+from gateway import Settings
+from gateway.testing import serve
 from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
+
+T = TypeVar("T")
 
 
 def _summary(samples: list[float]) -> tuple[float, float]:
@@ -103,9 +115,50 @@ async def main(cold_runs: int, warm_runs: int) -> None:
     )
 
 
+def _client_round(base_url: str, number: int) -> dict[str, float]:
+    """One client's create, upload, list, download and delete; seconds per request."""
+    sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=300)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, call: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        result = call()
+        timings[name] = time.perf_counter() - started
+        return result
+
+    created = timed("create container", lambda: sdk.containers.create(name=f"bench-{number}"))
+    uploaded = timed("upload file", lambda: sdk.containers.files.create(created.id, file=("b.txt", b"x" * 4096)))
+    timed("list files", lambda: sdk.containers.files.list(created.id))
+    timed("download file", lambda: sdk.containers.files.content.retrieve(uploaded.id, container_id=created.id).read())
+    timed("delete container", lambda: sdk.containers.delete(created.id))
+    return timings
+
+
+def api_load(clients: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="kgb-") as data_dir:
+        settings = Settings(data_dir=Path(data_dir))
+        with serve(settings) as base_url, ThreadPoolExecutor(max_workers=clients) as pool:
+            started = time.perf_counter()
+            futures = [pool.submit(_client_round, base_url, n) for n in range(clients)]
+            rounds = [f.result() for f in futures if f.exception() is None]
+            wall = time.perf_counter() - started
+            failed = clients - len(rounds)
+        engine = docker.from_env()
+        left = engine.containers.list(all=True, filters={"label": f"kernelgate.data_dir={data_dir}"})
+        engine.close()
+    print(f"\nAPI, {clients} clients at once ({wall:.1f} s wall; {failed} failed; {len(left)} containers left)")
+    print(f"{'request':<34}{'p50':>10}{'p95':>10}{'p99':>10}")
+    for name in rounds[0] if rounds else ():
+        ordered = sorted(r[name] for r in rounds)
+        p50, p95, p99 = (ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] for q in (0.5, 0.95, 0.99))
+        print(f"{name:<34}{p50 * 1000:>8.0f}ms{p95 * 1000:>8.0f}ms{p99 * 1000:>8.0f}ms")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold-runs", type=int, default=10)
     parser.add_argument("--warm-runs", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=20)
     args = parser.parse_args()
     asyncio.run(main(args.cold_runs, args.warm_runs))
+    api_load(args.clients)

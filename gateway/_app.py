@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sandbox import SandboxError, SandboxManager
 
 from ._containers import ContainerService
+from ._errors import Unavailable
 from ._files import FileService
 from ._limits import BodyLimit, api_key_check
 from ._settings import Settings
@@ -47,8 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, render=lambda exc: error_response(413, str(exc)))
     app.add_api_route("/health", health, methods=["GET"], summary="Docker and kernel image status")
     guard = [Depends(api_key_check(settings.api_key))]
-    app.include_router(containers_router, dependencies=guard)
-    app.include_router(files_router, dependencies=guard)
+    app.include_router(containers_router, dependencies=[*guard, Depends(_sandboxes_ready)])
+    app.include_router(files_router, dependencies=guard)  # files need no Docker
     return app
 
 
@@ -62,6 +63,14 @@ async def _start_manager(app: FastAPI) -> None:
         app.state.startup_problem = str(exc)
     else:
         app.state.startup_problem = None
+
+
+async def _sandboxes_ready(request: Request) -> None:
+    """Routes that need sandboxes: retry a failed start (Docker may be up now), else say why not."""
+    if request.app.state.startup_problem:
+        await _start_manager(request.app)
+        if request.app.state.startup_problem:
+            raise Unavailable(request.app.state.startup_problem)
 
 
 async def health(request: Request) -> JSONResponse:

@@ -250,3 +250,15 @@ def test_openapi_document_lists_the_routes(openai_base_url: str) -> None:
     assert set(paths["/v1/files/{file_id}/content"]) == {"get"}
     container = document["components"]["schemas"]["ContainerObject"]["properties"]
     assert {"id", "object", "name", "created_at", "status", "expires_after", "last_active_at"} <= set(container)
+
+
+def test_without_docker_containers_are_503_and_files_still_work(data_dir: Path) -> None:
+    """An unreachable engine is a 503 that says so (and asks the SDK not to retry); files need no Docker."""
+    with serve(Settings(data_dir=data_dir, docker_host="unix:///nonexistent/docker.sock")) as base_url:
+        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as caught:
+            sdk.containers.create(name="x")
+        assert caught.value.status_code == 503
+        assert "Docker" in caught.value.message
+        assert caught.value.response.headers["x-should-retry"] == "false"
+        assert sdk.files.create(file=("a.txt", b"a"), purpose="user_data").bytes == 1

@@ -28,7 +28,7 @@ from sandbox import (
     SandboxStartError,
 )
 
-from .._errors import GatewayError
+from .._errors import GatewayError, Unavailable
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -60,7 +60,8 @@ def error_response(
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
-    return error_response(exc.status, str(exc), exc.param, exc.code)
+    # Unavailable means Docker or the image is missing: retrying within seconds will not help.
+    return error_response(exc.status, str(exc), exc.param, exc.code, retry=not isinstance(exc, Unavailable))
 
 
 async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:
