@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -12,19 +11,14 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from ._config import SandboxConfig
+from ._container import KernelContainer
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
-from ._errors import (
-    FileNotFoundInSandbox,
-    InvalidFilePath,
-    SandboxError,
-    SandboxNotFound,
-    SandboxStartError,
-)
+from ._errors import FileNotFoundInSandbox, InvalidFilePath, SandboxError, SandboxNotFound
 from ._files import FileStore, changed
-from ._kernel import CONTAINER_RUN_DIR, Idle, KernelClient, clear_sockets, write_connection_file
+from ._kernel import CONTAINER_RUN_DIR, Idle, KernelClient
 from ._labels import labels_for
 from ._models import (
     ErrorOutput,
@@ -70,12 +64,8 @@ class Sandbox:
         self._home = config.sandboxes_dir / sandbox_id
         self._run_dir = config.run_dir / sandbox_id
         self._files = FileStore(self._home / "data", config.user)
-        self._container_id: str | None = None
-        self._connection: dict[str, Any] = {}
-        self._kernel: KernelClient | None = None
+        self._box = KernelContainer(sandbox_id, self._run_dir, runtime, config.kernel_start_timeout)
         self._lock = asyncio.Lock()
-        self._died = asyncio.Event()
-        self._oom = False
         self._ended: SandboxError | None = None
         self._saved_activity = 0.0
 
@@ -100,11 +90,7 @@ class Sandbox:
 
     @property
     def container_id(self) -> str | None:
-        return self._container_id
-
-    @property
-    def container_name(self) -> str:
-        return f"kernelgate-{self.id}"
+        return self._box.id
 
     # -- running code -----------------------------------------------------------------------------
 
@@ -129,8 +115,8 @@ class Sandbox:
         async with self._lock:
             kernel = await self._ready_kernel()
             self._touch()
-            self._oom = False
-            oom_kills = self._runtime.oom_kills(self._container_id or "")
+            self._box.oom_event = False
+            oom_kills = self._box.oom_kills()
             before = await asyncio.to_thread(self._files.scan)
             started = time.monotonic()
             outputs: list[Output] = []
@@ -145,7 +131,7 @@ class Sandbox:
             finally:
                 # The consumer left, or was cancelled, mid-execution: stop the code. (If a restart
                 # was under way, the kernel is new or absent and nothing of this execution runs.)
-                if verdict is None and self._kernel is kernel:
+                if verdict is None and self._box.kernel is kernel:
                     await self._stop(kernel, [])
             assert verdict is not None
             count = await kernel.execution_count(1.0) if verdict.state_kept else None
@@ -183,7 +169,7 @@ class Sandbox:
                 return
             if item is not None:
                 yield item
-            elif self._died.is_set() and (info := await self._death()) is not None:
+            elif self._box.died.is_set() and (info := await self._box.stopped()) is not None:
                 yield await self._recover(info)
                 return
         late: list[Output] = []
@@ -206,8 +192,7 @@ class Sandbox:
 
         Returns whether the kernel (and its variables) survived; outputs that arrive meanwhile go to `late`.
         """
-        assert self._container_id is not None
-        await self._runtime.kill(self._container_id, "SIGINT")
+        await self._box.interrupt()
         deadline = time.monotonic() + self._config.interrupt_grace
         while (remaining := deadline - time.monotonic()) > 0:
             item = await kernel.next_output(min(_POLL, remaining))
@@ -215,28 +200,19 @@ class Sandbox:
                 return True
             if item is not None:
                 late.append(item)
-            elif self._died.is_set() and await self._death() is not None:
+            elif self._box.died.is_set() and await self._box.stopped() is not None:
                 break
         await self._restart()
         return False
 
     def _oom_since(self, kills_before: int | None) -> bool:
         """Whether the OOM killer struck during this execution: the cgroup's counter, or Docker's event."""
-        kills_now = self._runtime.oom_kills(self._container_id or "")
+        kills_now = self._box.oom_kills()
         counted = kills_before is not None and kills_now is not None and kills_now > kills_before
-        return counted or self._oom
-
-    async def _death(self) -> ContainerInfo | None:
-        """The container's state if it really stopped; a `die` left over from a restart is cleared."""
-        assert self._container_id is not None
-        info = await self._runtime.inspect(self._container_id)
-        if info.running:
-            self._died.clear()
-            return None
-        return info
+        return counted or self._box.oom_event
 
     async def _recover(self, info: ContainerInfo) -> _Verdict:
-        oom = self._oom or info.oom_killed
+        oom = self._box.oom_event or info.oom_killed
         await self._restart()
         if oom:
             message = (
@@ -316,9 +292,7 @@ class Sandbox:
         """Let go of the kernel but leave the container running, for a later manager to adopt."""
         with contextlib.suppress(OSError):
             self._save_activity()
-        if self._kernel is not None:
-            self._kernel.close()
-            self._kernel = None
+        self._box.close_kernel()
         self._ended = SandboxNotFound(self.id)
 
     def _check_open(self) -> None:
@@ -327,17 +301,17 @@ class Sandbox:
 
     def _notify(self, action: str) -> None:
         """A Docker event for this sandbox's container (called on the event loop)."""
-        if action == "oom":
-            self._oom = True
-        elif action == "die":
-            self._died.set()
+        self._box.notify(action)
 
     async def _ready_kernel(self) -> KernelClient:
         self._check_open()
-        if self._kernel is None:  # a restart failed earlier: try once more
+        if self._box.kernel is None:  # a restart failed earlier: try once more
             await self._restart()
-        assert self._kernel is not None
-        return self._kernel
+        assert self._box.kernel is not None
+        return self._box.kernel
+
+    async def _restart(self) -> None:
+        await self._box.restart(self._check_open)
 
     async def _create(self) -> None:
         """Make the directories, place the spec's files, start the container and connect."""
@@ -347,26 +321,17 @@ class Sandbox:
                 os.chown(directory, *self._config.user)
         for name, data in self.spec.files.items():
             await self.write_file(name, data)
-        owner = self._files.owner if self._files.chowns else None
-        self._connection = write_connection_file(self._run_dir, owner)
-        self._container_id = await self._runtime.run(self._container_spec())
-        await self._connect()
+        await self._box.start(self._container_spec(), self._files.owner if self._files.chowns else None)
 
     async def _adopt(self, info: ContainerInfo) -> None:
         """Reconnect to a container an earlier manager started."""
-        self._container_id = info.id
-        raw = json.loads((self._run_dir / "kernel.json").read_text())
-        self._connection = {**raw, "ip": str(self._run_dir / "k")}
-        if not info.running:
-            await self._restart()
-        else:
-            await self._connect()
+        await self._box.adopt(info)
 
     def _container_spec(self) -> ContainerSpec:
         uid, gid = self._config.user
         memory = self.spec.memory_bytes
         return ContainerSpec(
-            name=self.container_name,
+            name=self._box.name,
             image=self._config.image,
             labels=labels_for(self._config.data_dir, self.id, self.spec, self.created_at),
             memory_bytes=memory,
@@ -378,51 +343,9 @@ class Sandbox:
             mounts={self._files.root: "/mnt/data", self._run_dir: CONTAINER_RUN_DIR},
         )
 
-    async def _connect(self) -> None:
-        """Connect to the kernel, failing fast if its container stops instead of answering."""
-        kernel = KernelClient(self._connection)
-        connecting = asyncio.ensure_future(kernel.connect(self._config.kernel_start_timeout))
-        died = asyncio.ensure_future(self._died.wait())
-        try:
-            await asyncio.wait({connecting, died}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            died.cancel()
-            if not connecting.done():
-                connecting.cancel()
-        if connecting.cancelled() or connecting.exception() is not None:
-            kernel.close()
-            await self._start_failed(connecting)
-        self._kernel = kernel
-
-    async def _start_failed(self, connecting: asyncio.Future[None]) -> None:
-        assert self._container_id is not None
-        reason = "its container stopped" if connecting.cancelled() else "it did not answer in time"
-        logs = (await self._runtime.logs(self._container_id)).strip()
-        message = f"The kernel of sandbox {self.id} did not start: {reason}."
-        if logs:
-            message += f" Its last output:\n{logs}"
-        raise SandboxStartError(message, self.id)
-
-    async def _restart(self) -> None:
-        assert self._container_id is not None
-        if self._kernel is not None:
-            self._kernel.close()
-            self._kernel = None
-        await self._runtime.kill(self._container_id)
-        await self._runtime.wait_stopped(self._container_id, timeout=10)
-        self._check_open()
-        clear_sockets(self._run_dir)
-        self._died.clear()
-        self._oom = False
-        await self._runtime.start(self._container_id)
-        await self._connect()
-
     async def _destroy(self, reason: SandboxError) -> None:
         """Remove the container and every file; later use raises `reason`."""
         self._ended = reason
-        if self._kernel is not None:
-            self._kernel.close()
-            self._kernel = None
-        await self._runtime.remove(self._container_id or self.container_name)
+        await self._box.remove()
         await asyncio.to_thread(shutil.rmtree, self._home, True)
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)

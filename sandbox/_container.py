@@ -1,0 +1,126 @@
+"""One Docker container with a kernel in it, and the client connected to that kernel.
+
+The sandbox above decides when to start, restart or remove; this module knows how, and notices when
+the container stops (Docker's `die` and `oom` events, relayed by the manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
+from ._errors import SandboxStartError
+from ._kernel import KernelClient, clear_sockets, write_connection_file
+
+__all__ = ["KernelContainer"]
+
+
+class KernelContainer:
+    def __init__(self, sandbox_id: str, run_dir: Path, runtime: ContainerRuntime, start_timeout: float) -> None:
+        self.sandbox_id = sandbox_id
+        self.name = f"kernelgate-{sandbox_id}"
+        self.id: str | None = None
+        self.kernel: KernelClient | None = None
+        self.died = asyncio.Event()
+        """Set by a `die` event; `stopped()` tells a real stop from a late event of a restart."""
+        self.oom_event = False
+        """Set by an `oom` event: the OOM killer took a process in this container."""
+        self._run_dir = run_dir
+        self._runtime = runtime
+        self._start_timeout = start_timeout
+        self._connection: dict[str, Any] = {}
+
+    def notify(self, action: str) -> None:
+        """A Docker event for this container (called on the event loop)."""
+        if action == "oom":
+            self.oom_event = True
+        elif action == "die":
+            self.died.set()
+
+    async def start(self, spec: ContainerSpec, owner: tuple[int, int] | None) -> None:
+        """Write the connection file, run the container and wait for its kernel."""
+        self._connection = write_connection_file(self._run_dir, owner)
+        self.id = await self._runtime.run(spec)
+        await self._connect()
+
+    async def adopt(self, info: ContainerInfo) -> None:
+        """Reconnect to a container an earlier manager started, restarting it if it had stopped."""
+        self.id = info.id
+        raw = json.loads((self._run_dir / "kernel.json").read_text())
+        self._connection = {**raw, "ip": str(self._run_dir / "k")}
+        if info.running:
+            await self._connect()
+        else:
+            await self.restart(lambda: None)
+
+    async def restart(self, still_wanted: Callable[[], None]) -> None:
+        """Kill the kernel and start a fresh one in the same container (/mnt/data is untouched).
+
+        `still_wanted` is called once the old kernel is down and may raise to stop there.
+        """
+        assert self.id is not None
+        self.close_kernel()
+        await self._runtime.kill(self.id)
+        await self._runtime.wait_stopped(self.id, timeout=10)
+        still_wanted()
+        clear_sockets(self._run_dir)
+        self.died.clear()
+        self.oom_event = False
+        await self._runtime.start(self.id)
+        await self._connect()
+
+    async def interrupt(self) -> None:
+        """SIGINT to the container's init, which hands it to the kernel: a KeyboardInterrupt in the code."""
+        assert self.id is not None
+        await self._runtime.kill(self.id, "SIGINT")
+
+    async def stopped(self) -> ContainerInfo | None:
+        """The container's state if it really stopped; a `die` left over from a restart is cleared."""
+        assert self.id is not None
+        info = await self._runtime.inspect(self.id)
+        if info.running:
+            self.died.clear()
+            return None
+        return info
+
+    def oom_kills(self) -> int | None:
+        return self._runtime.oom_kills(self.id or "")
+
+    def close_kernel(self) -> None:
+        if self.kernel is not None:
+            self.kernel.close()
+            self.kernel = None
+
+    async def remove(self) -> None:
+        """Remove the container, by name if its start never returned an id."""
+        self.close_kernel()
+        await self._runtime.remove(self.id or self.name)
+
+    async def _connect(self) -> None:
+        """Connect to the kernel, failing fast if its container stops instead of answering."""
+        kernel = KernelClient(self._connection)
+        connecting = asyncio.ensure_future(kernel.connect(self._start_timeout))
+        died = asyncio.ensure_future(self.died.wait())
+        try:
+            await asyncio.wait({connecting, died}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            died.cancel()
+            if not connecting.done():
+                connecting.cancel()
+        if connecting.cancelled() or connecting.exception() is not None:
+            kernel.close()
+            await self._start_failed(connecting)
+        self.kernel = kernel
+
+    async def _start_failed(self, connecting: asyncio.Future[None]) -> None:
+        assert self.id is not None
+        reason = "its container stopped" if connecting.cancelled() else "it did not answer in time"
+        logs = (await self._runtime.logs(self.id)).strip()
+        message = f"The kernel of sandbox {self.sandbox_id} did not start: {reason}."
+        if logs:
+            message += f" Its last output:\n{logs}"
+        raise SandboxStartError(message, self.sandbox_id)
