@@ -84,13 +84,13 @@ async def delete_container(container_id: str, containers: Containers) -> Deleted
     openapi_extra=_FILE_BODY,
 )
 async def create_container_file(container_id: str, request: Request, containers: Containers) -> ContainerFileObject:
+    containers.sandbox(container_id)  # an unknown or expired container fails before the body is read
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form() as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 msg = "Missing required parameter: 'file'."
                 raise InvalidRequest(msg, "file")
-            containers.get(container_id)  # unknown or expired before a byte is written
             record = await containers.add_upload(container_id, upload.filename, upload.file)
         return ContainerFileObject.of(record)
     try:
