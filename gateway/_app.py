@@ -13,11 +13,13 @@ from sandbox import SandboxError, SandboxManager
 
 from ._containers import ContainerService
 from ._errors import Unavailable
+from ._exec_model import ExecModel
 from ._files import FileService
 from ._limits import BodyLimit, api_key_check
+from ._loop import ToolLoop
 from ._settings import Settings
 from ._store import Store
-from .openai import containers_router, error_response, files_router, install_error_handlers
+from .openai import containers_router, error_response, files_router, install_error_handlers, responses_router
 
 __all__ = ["create_app"]
 
@@ -35,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.manager = SandboxManager(settings.sandbox_config())
         app.state.files = files
         app.state.containers = ContainerService(app.state.manager, store, files, settings.expiry_minute_seconds)
+        app.state.store = store
+        app.state.loop = ToolLoop(app.state.containers, settings.execution_timeout)
+        app.state.models = {model.name: model for model in (ExecModel(),)}
         await _start_manager(app)
         try:
             yield
@@ -49,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/health", health, methods=["GET"], summary="Docker and kernel image status")
     guard = [Depends(api_key_check(settings.api_key))]
     app.include_router(containers_router, dependencies=[*guard, Depends(_sandboxes_ready)])
+    app.include_router(responses_router, dependencies=[*guard, Depends(_sandboxes_ready)])
     app.include_router(files_router, dependencies=guard)  # files need no Docker
     return app
 

@@ -132,6 +132,10 @@ class ContainerService:
                 log.warning("Removing sandbox %s: no container owns it", sandbox.id)
                 await self._manager.remove(sandbox.id)
 
+    def is_running(self, container_id: str) -> bool:
+        record = self._store.get_container(container_id)
+        return record is not None and self._live(record) is not None
+
     def _live(self, record: ContainerRecord) -> Sandbox | None:
         """The record's sandbox if it still runs; a vanished sandbox marks the record expired."""
         if record.status is not ContainerStatus.RUNNING or record.sandbox_id is None:

@@ -14,6 +14,7 @@ __all__ = [
     "FileRecord",
     "NetworkPolicy",
     "Page",
+    "ResponseRecord",
 ]
 
 T = TypeVar("T")
@@ -62,6 +63,16 @@ class FileRecord(_Record):
     purpose: str
     created_at: int
     expires_at: int | None
+
+
+class ResponseRecord(_Record):
+    """A stored response: its wire body as sent, and the conversation items a follow-up continues from."""
+
+    id: str
+    created_at: int
+    body: str
+    items: str
+    container_id: str | None
 
 
 class Page(_Record, Generic[T]):

@@ -12,7 +12,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ._records import ContainerFileRecord, ContainerRecord, ContainerStatus, FileRecord, NetworkPolicy, Page
+from ._records import (
+    ContainerFileRecord,
+    ContainerRecord,
+    ContainerStatus,
+    FileRecord,
+    NetworkPolicy,
+    Page,
+    ResponseRecord,
+)
 
 __all__ = ["CursorNotFound", "Order", "Store"]
 
@@ -32,6 +40,10 @@ CREATE TABLE IF NOT EXISTS containers (
 CREATE TABLE IF NOT EXISTS container_files (
     id TEXT PRIMARY KEY, container_id TEXT NOT NULL, path TEXT NOT NULL, source TEXT NOT NULL,
     bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (container_id, path)
+);
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, body TEXT NOT NULL, items TEXT NOT NULL,
+    container_id TEXT
 );
 CREATE INDEX IF NOT EXISTS files_order ON files (created_at);
 CREATE INDEX IF NOT EXISTS containers_order ON containers (created_at);
@@ -179,6 +191,22 @@ class Store:
 
     def delete_container_file(self, file_id: str) -> None:
         self._run("DELETE FROM container_files WHERE id = ?", [file_id])
+
+    # -- responses --------------------------------------------------------------------------------
+
+    def add_response(self, record: ResponseRecord) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+            [record.id, record.created_at, record.body, record.items, record.container_id],
+        )
+
+    def get_response(self, response_id: str) -> ResponseRecord | None:
+        rows = self._run("SELECT * FROM responses WHERE id = ?", [response_id])
+        return ResponseRecord(**dict(rows[0])) if rows else None
+
+    def delete_response(self, response_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("DELETE FROM responses WHERE id = ?", [response_id]).rowcount > 0
 
 
 def _file(row: sqlite3.Row) -> FileRecord:

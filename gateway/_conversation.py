@@ -1,0 +1,83 @@
+"""The gateway's own vocabulary for a conversation with a model that has the code interpreter.
+
+Every wire format (OpenAI Responses now; Anthropic and Gemini later) translates its input into these
+items and renders the tool loop's events (`_loop.py`) back out; models see only these types.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AssistantMessage",
+    "CallStatus",
+    "Citation",
+    "CodeCall",
+    "Item",
+    "UserMessage",
+    "WrittenFile",
+]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+
+class UserMessage(_Value):
+    type: Literal["user"] = "user"
+    text: str
+
+
+class Citation(_Value):
+    """A link in a message's text to a file in a container, over the `sandbox:/mnt/data/...` URL."""
+
+    container_id: str
+    file_id: str
+    filename: str
+    start_index: int
+    end_index: int
+
+
+class AssistantMessage(_Value):
+    type: Literal["assistant"] = "assistant"
+    id: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+
+
+class CallStatus(enum.StrEnum):
+    COMPLETED = "completed"
+    """The code ran to its end, or raised (the traceback is in the logs), as the hosted tool reports it."""
+    INCOMPLETE = "incomplete"
+    """The code was stopped at its timeout; the logs end with what happened to the kernel."""
+    FAILED = "failed"
+    """The kernel died or ran out of memory; the logs end with what happened and the limit."""
+
+
+class WrittenFile(_Value):
+    """A file in /mnt/data that a call created or changed, as a container file."""
+
+    file_id: str
+    path: str
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+class CodeCall(_Value):
+    type: Literal["code_call"] = "code_call"
+    id: str
+    code: str
+    container_id: str
+    status: CallStatus
+    logs: str = ""
+    images: tuple[bytes, ...] = ()
+    """PNG images the code displayed, in order."""
+    files: tuple[WrittenFile, ...] = ()
+
+
+Item = Annotated[UserMessage | AssistantMessage | CodeCall, Field(discriminator="type")]

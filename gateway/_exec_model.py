@@ -1,0 +1,80 @@
+"""`kernelgate/exec`: a deterministic built-in model that runs the user's own code.
+
+It takes the last user message, runs each fenced code block in it (```python or a bare fence) in
+order, or the whole message when it has no fence, each as one code interpreter call; then it answers
+with the last call's output and a link to every file the calls wrote. The same input gives the same
+text, and it streams like a real model: code and text each in several deltas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+from ._conversation import CodeCall, Item, UserMessage
+from ._model import CodeDelta, CodeReady, ModelEvent, TextDelta, Turn
+
+__all__ = ["ExecModel", "code_blocks"]
+
+_FENCE = re.compile(r"^```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE | re.IGNORECASE)
+
+
+def code_blocks(text: str) -> list[str]:
+    """The fenced Python (or bare) code blocks of a message, or the whole message when it has none."""
+    blocks = [block.rstrip("\n") for block in _FENCE.findall(text)]
+    if blocks:
+        return blocks
+    return [text] if text.strip() else []
+
+
+class ExecModel:
+    name = "kernelgate/exec"
+
+    async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
+        request, calls = _since_last_user_message(turn.items)
+        blocks = code_blocks(request)
+        if len(calls) < len(blocks):
+            for delta in _pieces(blocks[len(calls)]):
+                yield CodeDelta(delta)
+            yield CodeReady()
+            return
+        for delta in _pieces(_answer(calls)):
+            yield TextDelta(delta)
+
+
+def _since_last_user_message(items: Sequence[Item]) -> tuple[str, list[CodeCall]]:
+    calls: list[CodeCall] = []
+    for item in reversed(items):
+        if isinstance(item, UserMessage):
+            return item.text, list(reversed(calls))
+        if isinstance(item, CodeCall):
+            calls.append(item)
+    return "", []
+
+
+def _answer(calls: list[CodeCall]) -> str:
+    if not calls:
+        return "There is no code to run in the message."
+    last = calls[-1]
+    logs = last.logs.rstrip("\n")
+    text = f"Output:\n\n```\n{logs}\n```" if logs else "The code ran and printed nothing."
+    if last.images:
+        text += f"\n\nIt displayed {len(last.images)} image{'s' if len(last.images) > 1 else ''}."
+    written: dict[str, str] = {}
+    for call in calls:
+        for file in call.files:
+            written[file.path] = file.filename
+    if written:
+        links = "\n".join(f"- [{name}](sandbox:{path})" for path, name in written.items())
+        text += f"\n\nFiles written:\n{links}"
+    return text
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """A text as several deltas: by line, with long lines split in two, as a model streams tokens."""
+    for line in text.splitlines(keepends=True) or [text]:
+        if len(line) > 16:
+            yield line[: len(line) // 2]
+            yield line[len(line) // 2 :]
+        else:
+            yield line

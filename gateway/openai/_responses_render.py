@@ -1,0 +1,226 @@
+"""Our conversation items and loop events as OpenAI's Response object and streaming events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .._conversation import AssistantMessage, CodeCall, Item, UserMessage
+from .._loop import (
+    CallCodeDelta,
+    CallCodeDone,
+    CallFinished,
+    CallInterpreting,
+    CallStarted,
+    LoopEvent,
+    MessageDelta,
+    MessageFinished,
+    MessageStarted,
+)
+
+__all__ = ["ResponseBuilder", "render_item"]
+
+_USAGE = {
+    "input_tokens": 0,
+    "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+    "output_tokens": 0,
+    "output_tokens_details": {"reasoning_tokens": 0},
+    "total_tokens": 0,
+}
+
+
+def render_item(item: Item, with_outputs: bool) -> dict[str, Any]:
+    if isinstance(item, CodeCall):
+        return _call(item, with_outputs)
+    if isinstance(item, AssistantMessage):
+        return _message(item)
+    assert isinstance(item, UserMessage)
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": item.text}]}
+
+
+def _call(call: CodeCall, with_outputs: bool) -> dict[str, Any]:
+    outputs: list[dict[str, Any]] | None = None
+    if with_outputs:
+        outputs = [{"type": "logs", "logs": call.logs}] if call.logs else []
+        outputs += [
+            {"type": "image", "url": "data:image/png;base64," + base64.b64encode(png).decode()} for png in call.images
+        ]
+    return {
+        "id": call.id,
+        "type": "code_interpreter_call",
+        "code": call.code,
+        "container_id": call.container_id,
+        "outputs": outputs,
+        "status": call.status.value,
+    }
+
+
+def _part(text: str, message: AssistantMessage | None = None) -> dict[str, Any]:
+    annotations = [_annotation(c) for c in message.citations] if message else []
+    return {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
+
+
+def _annotation(citation: Any) -> dict[str, Any]:
+    return {"type": "container_file_citation", **citation.model_dump()}
+
+
+def _message(message: AssistantMessage, status: str = "completed") -> dict[str, Any]:
+    content = [_part(message.text, message)] if status == "completed" else []
+    return {"id": message.id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+class ResponseBuilder:
+    """Builds one Response, as a whole or as its stream of events with one rising sequence_number."""
+
+    def __init__(self, response_id: str, request: dict[str, Any], with_outputs: bool) -> None:
+        self.id = response_id
+        self.created_at = int(time.time())
+        self.output: list[dict[str, Any]] = []
+        self.items: list[Item] = []
+        self.status = "in_progress"
+        self.error: dict[str, str] | None = None
+        self._request = request
+        self._with_outputs = with_outputs
+        self._sequence = 0
+
+    def response(self) -> dict[str, Any]:
+        done = self.status != "in_progress"
+        request = self._request
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": self.status,
+            "background": False,
+            "completed_at": int(time.time()) if done else None,
+            "error": self.error,
+            "incomplete_details": None,
+            "instructions": request.get("instructions"),
+            "max_output_tokens": request.get("max_output_tokens"),
+            "max_tool_calls": request.get("max_tool_calls"),
+            "model": request["model"],
+            "output": list(self.output),
+            "parallel_tool_calls": request.get("parallel_tool_calls", True),
+            "previous_response_id": request.get("previous_response_id"),
+            "reasoning": request.get("reasoning") or {"effort": None, "summary": None},
+            "service_tier": request.get("service_tier") or "default",
+            "store": request.get("store", True),
+            "temperature": request.get("temperature", 1.0),
+            "text": request.get("text") or {"format": {"type": "text"}},
+            "tool_choice": request.get("tool_choice", "auto"),
+            "tools": request.get("tools", []),
+            "top_p": request.get("top_p", 1.0),
+            "truncation": request.get("truncation") or "disabled",
+            "usage": _USAGE if done else None,
+            "user": request.get("user"),
+            "metadata": request.get("metadata") or {},
+        }
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return event
+
+    def opening(self) -> Iterator[dict[str, Any]]:
+        yield self._event("response.created", response=self.response())
+        yield self._event("response.in_progress", response=self.response())
+
+    def on(self, event: LoopEvent) -> Iterator[dict[str, Any]]:
+        """The wire events for one loop event, keeping `output` up to date."""
+        if isinstance(event, CallStarted):
+            yield from self._on_call_started(event)
+        elif isinstance(event, CallCodeDelta):
+            yield from self._on_call_code_delta(event)
+        elif isinstance(event, CallCodeDone):
+            yield from self._on_call_code_done(event)
+        elif isinstance(event, CallInterpreting):
+            yield from self._on_call_interpreting(event)
+        elif isinstance(event, CallFinished):
+            yield from self._on_call_finished(event)
+        elif isinstance(event, MessageStarted):
+            yield from self._on_message_started(event)
+        elif isinstance(event, MessageDelta):
+            yield from self._on_message_delta(event)
+        else:
+            yield from self._on_message_finished(event)
+
+    @property
+    def _index(self) -> int:
+        return len(self.output) - 1
+
+    def _item_event(self, kind: str, item_id: str, **fields: Any) -> dict[str, Any]:
+        return self._event(kind, item_id=item_id, output_index=self._index, **fields)
+
+    def _on_call_started(self, event: CallStarted) -> Iterator[dict[str, Any]]:
+        item: dict[str, Any] = {
+            "id": event.call_id,
+            "type": "code_interpreter_call",
+            "code": "",
+            "container_id": event.container_id,
+            "outputs": [] if self._with_outputs else None,
+            "status": "in_progress",
+        }
+        self.output.append(item)
+        yield self._event("response.output_item.added", output_index=self._index, item=item)
+        yield self._item_event("response.code_interpreter_call.in_progress", event.call_id)
+
+    def _on_call_code_delta(self, event: CallCodeDelta) -> Iterator[dict[str, Any]]:
+        self.output[self._index]["code"] += event.delta
+        yield self._item_event("response.code_interpreter_call_code.delta", event.call_id, delta=event.delta)
+
+    def _on_call_code_done(self, event: CallCodeDone) -> Iterator[dict[str, Any]]:
+        yield self._item_event("response.code_interpreter_call_code.done", event.call_id, code=event.code)
+
+    def _on_call_interpreting(self, event: CallInterpreting) -> Iterator[dict[str, Any]]:
+        self.output[self._index]["status"] = "interpreting"
+        yield self._item_event("response.code_interpreter_call.interpreting", event.call_id)
+
+    def _on_call_finished(self, event: CallFinished) -> Iterator[dict[str, Any]]:
+        self.items.append(event.call)
+        self.output[self._index] = _call(event.call, self._with_outputs)
+        yield self._item_event("response.code_interpreter_call.completed", event.call.id)
+        yield self._event("response.output_item.done", output_index=self._index, item=self.output[self._index])
+
+    def _on_message_started(self, event: MessageStarted) -> Iterator[dict[str, Any]]:
+        item = {"id": event.message_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        self.output.append(item)
+        yield self._event("response.output_item.added", output_index=self._index, item=item)
+        yield self._item_event("response.content_part.added", event.message_id, content_index=0, part=_part(""))
+
+    def _on_message_delta(self, event: MessageDelta) -> Iterator[dict[str, Any]]:
+        yield self._item_event(
+            "response.output_text.delta", event.message_id, content_index=0, delta=event.delta, logprobs=[]
+        )
+
+    def _on_message_finished(self, event: MessageFinished) -> Iterator[dict[str, Any]]:
+        message = event.message
+        self.items.append(message)
+        for number, citation in enumerate(message.citations):
+            yield self._item_event(
+                "response.output_text.annotation.added",
+                message.id,
+                content_index=0,
+                annotation_index=number,
+                annotation=_annotation(citation),
+            )
+        yield self._item_event("response.output_text.done", message.id, content_index=0, text=message.text, logprobs=[])
+        self.output[self._index] = _message(message)
+        part = self.output[self._index]["content"][0]
+        yield self._item_event("response.content_part.done", message.id, content_index=0, part=part)
+        yield self._event("response.output_item.done", output_index=self._index, item=self.output[self._index])
+
+    def completed(self) -> dict[str, Any]:
+        self.status = "completed"
+        return self._event("response.completed", response=self.response())
+
+    def failed(self, code: str, message: str) -> dict[str, Any]:
+        self.status = "failed"
+        self.error = {"code": code, "message": message}
+        return self._event("response.failed", response=self.response())
+
+
+def sse(event: dict[str, Any]) -> str:
+    return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"

@@ -1,0 +1,286 @@
+"""POST /v1/responses with the code_interpreter tool and the kernelgate/exec model, via the openai SDK."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+OUTPUTS = ["code_interpreter_call.outputs"]
+
+
+def _calls(response: Any) -> list[Any]:
+    return [item for item in response.output if item.type == "code_interpreter_call"]
+
+
+def test_a_call_and_an_answer_without_outputs_by_default(client: openai.OpenAI) -> None:
+    """One code_interpreter_call (outputs null unless included) and one assistant message."""
+    response = client.responses.create(model="kernelgate/exec", input="print(6 * 7)", tools=AUTO)
+    assert re.fullmatch(r"resp_[0-9a-f]{48}", response.id)
+    assert response.status == "completed"
+    (call,) = _calls(response)
+    assert re.fullmatch(r"ci_[0-9a-f]{48}", call.id)
+    assert (call.code, call.status, call.outputs) == ("print(6 * 7)", "completed", None)
+    assert call.container_id.startswith("cntr_")
+    message = response.output[-1]
+    assert message.type == "message"
+    assert message.id.startswith("msg_")
+    assert response.output_text == "Output:\n\n```\n42\n```"
+    assert response.usage is not None
+    assert response.usage.total_tokens == 0
+
+
+def test_include_fills_logs_in_order(client: openai.OpenAI) -> None:
+    """With include, logs hold stdout, stderr, the last value and tracebacks in order."""
+    code = "import sys\nprint('out')\nprint('err', file=sys.stderr)\n1 + 1"
+    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=AUTO, include=OUTPUTS))
+    assert [o.model_dump() for o in call.outputs] == [{"type": "logs", "logs": "out\nerr\n2\n"}]
+
+
+def test_an_exception_is_a_completed_call_with_the_traceback(client: openai.OpenAI) -> None:
+    """As the hosted tool does: status completed, the traceback in the logs."""
+    (call,) = _calls(client.responses.create(model="kernelgate/exec", input="1/0", tools=AUTO, include=OUTPUTS))
+    assert call.status == "completed"
+    assert "ZeroDivisionError: division by zero" in call.outputs[0].logs
+
+
+def test_each_fenced_block_is_one_call_in_one_container(client: openai.OpenAI) -> None:
+    """Fenced blocks run in order as separate calls sharing the kernel; prose around them is ignored."""
+    text = "First:\n```python\nx = 20\n```\nthen\n```\nx + 22\n```\n"
+    response = client.responses.create(model="kernelgate/exec", input=text, tools=AUTO, include=OUTPUTS)
+    first, second = _calls(response)
+    assert (first.code, second.code) == ("x = 20", "x + 22")
+    assert first.container_id == second.container_id
+    assert second.outputs[0].logs == "42\n"
+
+
+def test_a_figure_comes_back_as_an_image_output(client: openai.OpenAI) -> None:
+    """plt.show() gives an image output holding a PNG data URL."""
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()"
+    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=AUTO, include=OUTPUTS))
+    (image,) = [o for o in call.outputs if o.type == "image"]
+    assert image.url.startswith("data:image/png;base64,")
+    assert base64.b64decode(image.url.split(",", 1)[1]).startswith(b"\x89PNG")
+
+
+def test_a_written_file_is_cited_and_downloadable(client: openai.OpenAI) -> None:
+    """A CSV the code writes is linked in the answer with a container_file_citation over the sandbox: URL."""
+    code = "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_csv('table.csv', index=False)"
+    response = client.responses.create(model="kernelgate/exec", input=code, tools=AUTO)
+    text = response.output_text
+    (annotation,) = response.output[-1].content[0].annotations
+    assert annotation.type == "container_file_citation"
+    assert text[annotation.start_index : annotation.end_index] == "sandbox:/mnt/data/table.csv"
+    assert annotation.filename == "table.csv"
+    assert annotation.file_id.startswith("cfile_")
+    content = client.containers.files.content.retrieve(annotation.file_id, container_id=annotation.container_id)
+    assert content.read() == b"a\n1\n2\n"
+
+
+def test_previous_response_id_reuses_the_container_and_its_state(client: openai.OpenAI) -> None:
+    """Auto mode keeps the conversation's container while it lives: variables carry over."""
+    first = client.responses.create(model="kernelgate/exec", input="secret = 'kept'", tools=AUTO)
+    second = client.responses.create(
+        model="kernelgate/exec", input="secret", tools=AUTO, previous_response_id=first.id, include=OUTPUTS
+    )
+    assert _calls(second)[0].container_id == _calls(first)[0].container_id
+    assert _calls(second)[0].outputs[0].logs == "'kept'\n"
+    assert second.previous_response_id == first.id
+
+
+def test_an_explicit_container_is_used(client: openai.OpenAI) -> None:
+    """A container id in the tool runs the code there, with its files."""
+    container = client.containers.create(name="explicit")
+    uploaded = client.containers.files.create(container.id, file=("in.txt", b"from upload"))
+    code = f"print(open('{uploaded.path}').read())"
+    tools = [{"type": "code_interpreter", "container": container.id}]
+    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS))
+    assert call.container_id == container.id
+    assert call.outputs[0].logs == "from upload\n"
+    client.containers.delete(container.id)
+
+
+def test_file_ids_of_an_auto_container_are_readable(client: openai.OpenAI) -> None:
+    """file_ids in the auto container are placed in /mnt/data before the code runs."""
+    upload = client.files.create(file=("numbers.txt", b"1 2 3"), purpose="user_data")
+    tools = [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": [upload.id]}}]
+    code = "import glob\nsum(map(int, open(glob.glob('/mnt/data/*-numbers.txt')[0]).read().split()))"
+    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS))
+    assert call.outputs[0].logs == "6\n"
+
+
+def test_memory_limit_is_enforced_and_the_container_recovers(client: openai.OpenAI) -> None:
+    """Past the 1g tier the call fails with the limit named; the next call in the container works."""
+    tools = [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}]
+    response = client.responses.create(
+        model="kernelgate/exec", input="x = bytearray(1600 * 1024 * 1024)", tools=tools, include=OUTPUTS
+    )
+    (call,) = _calls(response)
+    assert call.status == "failed"
+    assert "1g memory limit" in call.outputs[0].logs
+    after = client.responses.create(
+        model="kernelgate/exec",
+        input="'x' in globals()",
+        tools=tools,
+        previous_response_id=response.id,
+        include=OUTPUTS,
+    )
+    assert _calls(after)[0].container_id == call.container_id
+    assert _calls(after)[0].outputs[0].logs == "False\n"
+
+
+def test_an_expired_container_is_a_400(client: openai.OpenAI) -> None:
+    """Naming an expired container fails with OpenAI's 'Container is expired.' (a minute lasts 1 s here)."""
+    container = client.containers.create(name="old", expires_after={"anchor": "last_active_at", "minutes": 1})
+    time.sleep(2.5)  # untouched: retrieving it would count as activity and keep it alive
+    tools = [{"type": "code_interpreter", "container": container.id}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="kernelgate/exec", input="1", tools=tools)
+    assert caught.value.body == {
+        "message": "Container is expired.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(
+            model="kernelgate/exec", input="1", tools=[{"type": "code_interpreter", "container": "cntr_none"}]
+        )
+
+
+def test_stored_responses_can_be_retrieved_and_deleted(client: openai.OpenAI) -> None:
+    """GET returns the stored response; DELETE removes it."""
+    response = client.responses.create(model="kernelgate/exec", input="1", tools=AUTO, metadata={"k": "v"})
+    fetched = client.responses.retrieve(response.id)
+    assert fetched.model_dump() == response.model_dump()
+    assert fetched.metadata == {"k": "v"}
+    client.responses.delete(response.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "kernelgate/exec", "input": "1", "tools": AUTO, "frobnicate": True}, "frobnicate"),
+        ({"model": "kernelgate/exec", "input": "1", "tools": AUTO, "include": ["nope"]}, "include"),
+        ({"model": "gpt-nothing", "input": "1", "tools": AUTO}, "model"),
+        ({"model": "kernelgate/exec", "input": "1"}, "tools"),
+        ({"model": "kernelgate/exec", "input": "1", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"model": "kernelgate/exec", "input": [{"role": "robot", "content": "x"}], "tools": AUTO}, "input[0].role"),
+        ({"model": "kernelgate/exec", "tools": AUTO}, "input"),
+        (
+            {"model": "kernelgate/exec", "input": "1", "tools": AUTO, "previous_response_id": "resp_x"},
+            "previous_response_id",
+        ),
+    ],
+)
+def test_malformed_requests_are_400s(client: openai.OpenAI, body: dict[str, Any], param: str) -> None:
+    """Unknown fields, bad values and tools kernelgate cannot serve get a 400 naming the field."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.post("/responses", body=body, cast_to=httpx.Response)
+    assert caught.value.param == param
+
+
+def test_stream_helper_sees_the_events_in_order(client: openai.OpenAI) -> None:
+    """responses.stream() accepts the stream and its final response matches the events."""
+    with client.responses.stream(model="kernelgate/exec", input="print('streamed')", tools=AUTO) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.code_interpreter_call.in_progress",
+    ]
+    code_deltas = kinds.index("response.code_interpreter_call_code.done")
+    assert set(kinds[4:code_deltas]) == {"response.code_interpreter_call_code.delta"}
+    assert kinds[code_deltas : code_deltas + 4] == [
+        "response.code_interpreter_call_code.done",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+        "response.output_item.done",
+    ]
+    assert kinds[code_deltas + 4 : code_deltas + 6] == ["response.output_item.added", "response.content_part.added"]
+    assert kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert kinds.count("response.output_text.delta") > 1
+    assert final.output_text == "Output:\n\n```\nstreamed\n```"
+
+
+def _sse(base_url: str, body: dict[str, Any]) -> Any:
+    return httpx.stream("POST", f"{base_url}/v1/responses", json={**body, "stream": True}, timeout=60)
+
+
+def _events(lines: Any) -> Any:
+    for line in lines:
+        if line.startswith("data: "):
+            yield json.loads(line[6:])
+
+
+def test_raw_stream_numbers_events_and_cites_after_the_text(openai_base_url: str) -> None:
+    """sequence_number counts from 0 by one; annotation events follow the last text delta; no top-level error."""
+    code = "open('out.txt', 'w').write('x')"
+    with _sse(openai_base_url, {"model": "kernelgate/exec", "input": code, "tools": AUTO}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = list(_events(response.iter_lines()))
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert all("error" not in e for e in events)
+    kinds = [e["type"] for e in events]
+    last_delta = max(i for i, kind in enumerate(kinds) if kind == "response.output_text.delta")
+    assert kinds[last_delta + 1] == "response.output_text.annotation.added"
+    assert events[-1]["response"]["status"] == "completed"
+
+
+def test_interpreting_goes_out_before_the_code_finishes(client: openai.OpenAI, openai_base_url: str) -> None:
+    """The code waits for a file the test uploads only after it has seen the interpreting event."""
+    container = client.containers.create(name="live")
+    code = "import glob, time\nwhile not glob.glob('*-go.txt'):\n    time.sleep(0.05)\nprint('released')"
+    tools = [{"type": "code_interpreter", "container": container.id}]
+    body = {"model": "kernelgate/exec", "input": code, "tools": tools, "include": OUTPUTS}
+    with _sse(openai_base_url, body) as response:
+        for event in _events(response.iter_lines()):
+            if event["type"] == "response.code_interpreter_call.interpreting":
+                client.containers.files.create(container.id, file=("go.txt", b""))
+            if event["type"] == "response.output_item.done":
+                assert event["item"]["outputs"] == [{"type": "logs", "logs": "released\n"}]
+                break
+    client.containers.delete(container.id)
+
+
+def test_a_client_that_disconnects_gets_its_code_interrupted(client: openai.OpenAI, openai_base_url: str) -> None:
+    """Leaving mid-execution interrupts the code: the container is free at once and the code never finished."""
+    container = client.containers.create(name="abandoned")
+    tools = [{"type": "code_interpreter", "container": container.id}]
+    code = "import time\nstate = 'kept'\ntime.sleep(60)\nopen('finished', 'w').write('x')"
+    with _sse(openai_base_url, {"model": "kernelgate/exec", "input": code, "tools": tools}) as response:
+        for event in _events(response.iter_lines()):
+            if event["type"] == "response.code_interpreter_call.interpreting":
+                break
+    follow = client.with_options(timeout=30).responses.create(
+        model="kernelgate/exec",
+        input="import os\n(os.path.exists('finished'), state)",
+        tools=tools,
+        include=OUTPUTS,
+    )
+    assert _calls(follow)[0].outputs[0].logs == "(False, 'kept')\n"
+    client.containers.delete(container.id)
+
+
+def test_unstored_responses_are_not_kept(client: openai.OpenAI) -> None:
+    """store=false: the response comes back but cannot be retrieved or continued."""
+    response = client.responses.create(model="kernelgate/exec", input="1", tools=AUTO, store=False)
+    assert response.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
