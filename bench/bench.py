@@ -4,10 +4,13 @@
 - warm round trip: `1+1` through Sandbox.execute on a live kernel;
 - raw round trip: `1+1` sent with jupyter_client straight to the same kernel, the floor.
 
+- HTTP layer: the same `1+1` as a one-call POST /v1/responses on a warm container (kernelgate/exec),
+  against the sandbox library's own round trip; the difference is what the gateway adds.
 - API under load: 20 clients at once, each creating a container, uploading, listing and downloading
   a file and deleting the container through the official openai SDK; latency percentiles per request.
 
 Goals (issue 2): cold start under 1.0 s at the median; library overhead under 1.2x the raw round trip.
+Goal (issue 4): the HTTP layer adds under 5 ms at the median.
 Goal (issue 3): no request of the 20 clients fails, and no container is left.
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import docker
+import httpx
 import openai
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
@@ -90,7 +94,7 @@ async def raw_round_trips(config: SandboxConfig, sandbox: Sandbox, runs: int) ->
         client.stop_channels()
 
 
-async def main(cold_runs: int, warm_runs: int) -> None:
+async def main(cold_runs: int, warm_runs: int) -> float:
     with tempfile.TemporaryDirectory(prefix="kgb-") as data_dir:
         config = SandboxConfig(data_dir=Path(data_dir))
         async with SandboxManager(config) as manager:
@@ -113,6 +117,37 @@ async def main(cold_runs: int, warm_runs: int) -> None:
         f"goals: cold start median < 1000 ms ({'met' if cold_median < 1 else 'NOT met'}); "
         f"library / raw median < 1.2x ({'met' if lib_median / raw_median < 1.2 else 'NOT met'})"
     )
+    return lib_median
+
+
+def http_layer(runs: int) -> float:
+    """/v1/responses against Sandbox.execute for the same one-line code on the same warm container."""
+    with (
+        tempfile.TemporaryDirectory(prefix="kgb-") as data_dir,
+        serve(Settings(data_dir=Path(data_dir))) as base_url,
+        httpx.Client(base_url=base_url) as http,
+    ):
+        container_id = http.post("/v1/containers", json={"name": "bench"}).json()["id"]
+        body = {
+            "model": "kernelgate/exec",
+            "input": "1+1",
+            "tools": [{"type": "code_interpreter", "container": container_id}],
+        }
+
+        def one() -> None:
+            response = http.post("/v1/responses", json=body)
+            assert response.status_code == 200, response.text
+
+        for _ in range(20):
+            one()
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            one()
+            samples.append(time.perf_counter() - started)
+    median, p95 = _summary(samples)
+    print(f"{'warm 1+1, POST /v1/responses':<34}{median * 1000:>8.2f}ms{p95 * 1000:>8.2f}ms   {runs}")
+    return median
 
 
 def _client_round(base_url: str, number: int) -> dict[str, float]:
@@ -160,5 +195,7 @@ if __name__ == "__main__":
     parser.add_argument("--warm-runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=20)
     args = parser.parse_args()
-    asyncio.run(main(args.cold_runs, args.warm_runs))
+    library_median = asyncio.run(main(args.cold_runs, args.warm_runs))
+    added = (http_layer(args.warm_runs) - library_median) * 1000
+    print(f"{'HTTP layer adds (median)':<34}{added:>8.2f}ms        goal < 5 ms ({'met' if added < 5 else 'NOT met'})")
     api_load(args.clients)

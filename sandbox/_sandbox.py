@@ -146,7 +146,8 @@ class Sandbox:
             async for event in self._execution(code, timeout, abandoned):
                 events.put_nowait(event)
         except BaseException as exc:
-            events.put_nowait(exc)
+            # Removed mid-execution: say so, rather than what Docker said about the vanished container.
+            events.put_nowait(self._ended if self._ended is not None and isinstance(exc, Exception) else exc)
             if not isinstance(exc, Exception):
                 raise
 

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -284,3 +285,75 @@ def test_unstored_responses_are_not_kept(client: openai.OpenAI) -> None:
     assert response.store is False
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
+
+
+def test_input_items_and_input_files(client: openai.OpenAI) -> None:
+    """A list of message items with input_text and input_file parts: the file lands in the container."""
+    upload = client.files.create(file=("words.txt", b"alpha beta"), purpose="user_data")
+    code = "import glob\nopen(glob.glob('*-words.txt')[0]).read().split()"
+    response = client.responses.create(
+        model="kernelgate/exec",
+        input=[
+            {"role": "developer", "content": "Run it."},
+            {
+                "role": "user",
+                "content": [{"type": "input_text", "text": code}, {"type": "input_file", "file_id": upload.id}],
+            },
+        ],
+        tools=AUTO,
+        include=OUTPUTS,
+    )
+    assert _calls(response)[0].outputs[0].logs == "['alpha', 'beta']\n"
+
+
+def test_replayed_output_items_keep_the_container(client: openai.OpenAI) -> None:
+    """Without previous_response_id, earlier code_interpreter_call items sent back as input select the container."""
+    first = client.responses.create(model="kernelgate/exec", input="kept = 1", tools=AUTO)
+    replay = [item.model_dump(exclude_none=True) for item in first.output]
+    second = client.responses.create(
+        model="kernelgate/exec",
+        input=[*replay, {"role": "user", "content": "kept + 1"}],
+        tools=AUTO,
+        include=OUTPUTS,
+    )
+    assert _calls(second)[0].container_id == _calls(first)[0].container_id
+    assert _calls(second)[0].outputs[0].logs == "2\n"
+
+
+def test_a_timeout_is_an_incomplete_call(data_dir: Path) -> None:
+    """Past KERNELGATE_EXECUTION_TIMEOUT the call is 'incomplete' and its logs say what happened."""
+    from gateway import Settings
+    from gateway.testing import serve
+
+    from .conftest import IMAGE
+
+    with serve(Settings(data_dir=data_dir, image=IMAGE, execution_timeout=1)) as base_url:
+        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        response = sdk.responses.create(
+            model="kernelgate/exec",
+            input="import time\nprint('started')\ntime.sleep(30)",
+            tools=AUTO,
+            include=OUTPUTS,
+        )
+    (call,) = _calls(response)
+    assert call.status == "incomplete"
+    assert call.outputs[0].logs.startswith("started\n")
+    assert "timed out after 1 s" in call.outputs[0].logs
+    assert response.status == "completed"
+
+
+def test_a_failure_mid_stream_ends_with_response_failed(client: openai.OpenAI, openai_base_url: str) -> None:
+    """The container deleted under a running call: the stream ends with response.failed, never a bare error key."""
+    container = client.containers.create(name="pulled")
+    tools = [{"type": "code_interpreter", "container": container.id}]
+    body = {"model": "kernelgate/exec", "input": "import time\ntime.sleep(30)", "tools": tools}
+    with _sse(openai_base_url, body) as response:
+        events = []
+        for event in _events(response.iter_lines()):
+            events.append(event)
+            if event["type"] == "response.code_interpreter_call.interpreting":
+                client.containers.delete(container.id)
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["status"] == "failed"
+    assert events[-1]["response"]["error"]["message"]
+    assert all("error" not in event for event in events)
