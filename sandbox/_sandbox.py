@@ -146,8 +146,13 @@ class Sandbox:
             async for event in self._execution(code, timeout, abandoned):
                 events.put_nowait(event)
         except BaseException as exc:
-            # Removed mid-execution: say so, rather than what Docker said about the vanished container.
-            events.put_nowait(self._ended if self._ended is not None and isinstance(exc, Exception) else exc)
+            task = asyncio.current_task()
+            if self._ended is not None and not (task and task.cancelling()):
+                # Removed mid-execution: whatever broke (Docker's missing container, zmq cancelling the
+                # poll of a closed socket), what happened is that the sandbox is gone.
+                events.put_nowait(self._ended)
+                return
+            events.put_nowait(exc)
             if not isinstance(exc, Exception):
                 raise
 

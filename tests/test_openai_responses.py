@@ -357,3 +357,26 @@ def test_a_failure_mid_stream_ends_with_response_failed(client: openai.OpenAI, o
     assert events[-1]["response"]["status"] == "failed"
     assert events[-1]["response"]["error"]["message"]
     assert all("error" not in event for event in events)
+
+
+def test_a_client_that_gives_up_on_a_full_response_gets_its_code_interrupted(
+    client: openai.OpenAI, openai_base_url: str
+) -> None:
+    """Not streaming either: a client that times out and leaves gets its execution interrupted."""
+    container = client.containers.create(name="impatient")
+    tools = [{"type": "code_interpreter", "container": container.id}]
+    code = "import time\nstate = 'kept'\ntime.sleep(60)\nopen('finished', 'w').write('x')"
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{openai_base_url}/v1/responses",
+            json={"model": "kernelgate/exec", "input": code, "tools": tools},
+            timeout=2,
+        )
+    follow = client.with_options(timeout=30).responses.create(
+        model="kernelgate/exec",
+        input="import os\n(os.path.exists('finished'), state)",
+        tools=tools,
+        include=OUTPUTS,
+    )
+    assert _calls(follow)[0].outputs[0].logs == "(False, 'kept')\n"
+    client.containers.delete(container.id)

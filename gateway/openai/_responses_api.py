@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -81,9 +82,7 @@ async def create_response(
     finish = _Finisher(store, builder, items, container_id, body.store)
     if body.stream:
         return StreamingResponse(_stream(builder, events, finish), media_type="text/event-stream")
-    async for event in events:
-        for _ in builder.on(event):
-            pass
+    await _while_connected(request, _drain(builder, events))
     builder.status = "completed"
     return JSONResponse(finish())
 
@@ -101,6 +100,30 @@ async def delete_response(response_id: str, store: Responses) -> JSONResponse:
     if not store.delete_response(response_id):
         raise NotFound(response_id, kind="Response", param="response_id")
     return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+async def _drain(builder: ResponseBuilder, events: AsyncIterator[LoopEvent]) -> None:
+    async for event in events:
+        for _ in builder.on(event):
+            pass
+
+
+async def _while_connected(request: Request, work: Coroutine[Any, Any, None]) -> None:
+    """Do the work, cancelling it (and so interrupting the code it runs) if the client goes away."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    await task  # re-raises its error, or CancelledError when the client left
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _history(store: Store, previous_response_id: str | None) -> tuple[list[Item], str | None]:
