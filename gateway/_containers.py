@@ -19,7 +19,7 @@ from sandbox import Sandbox, SandboxError, SandboxExpired, SandboxFile, SandboxM
 from ._errors import ContainerExpired, InvalidRequest, NotFound
 from ._files import FileService, clean_filename
 from ._ids import new_container_file_id, new_container_id
-from ._records import ContainerFileRecord, ContainerRecord, ContainerStatus, FileRecord, NetworkPolicy, Page
+from ._records import ContainerFileRecord, ContainerRecord, ContainerStatus, NetworkPolicy, Page
 from ._store import CursorNotFound, Order, Store
 
 __all__ = ["CONTAINER_LABEL", "ContainerService"]
@@ -51,10 +51,7 @@ class ContainerService:
                 "network_policy type 'allowlist' is not supported: kernelgate sandboxes have no network "
                 "access, and an allowlist is not enforced yet. Use {'type': 'disabled'}."
             )
-            raise InvalidRequest(
-                msg,
-                "network_policy",
-            )
+            raise InvalidRequest(msg, "network_policy")
         uploads = [self._files.get(file_id, "file_ids") for file_id in file_ids]  # all known, or nothing made
         now = int(time.time())
         container_id = new_container_id(now)
@@ -78,7 +75,7 @@ class ContainerService:
         try:
             self._store.add_container(record)
             for upload in uploads:
-                await self._copy_in(record, sandbox, upload)
+                await self.add_upload(container_id, upload.filename, self._files.path(upload))
         except BaseException:
             await self._manager.remove(sandbox.id)
             self._store.delete_container(container_id)
@@ -178,10 +175,6 @@ class ContainerService:
     async def add_file_id(self, container_id: str, file_id: str) -> ContainerFileRecord:
         upload = self._files.get(file_id, "file_id")
         return await self.add_upload(container_id, upload.filename, self._files.path(upload))
-
-    async def _copy_in(self, record: ContainerRecord, sandbox: Sandbox, upload: FileRecord) -> None:
-        del sandbox  # the container's sandbox is found by id, like any later upload
-        await self.add_upload(record.id, upload.filename, self._files.path(upload))
 
     async def list_files(
         self, container_id: str, after: str | None, limit: int, order: Order
