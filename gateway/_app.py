@@ -13,10 +13,10 @@ from sandbox import SandboxError, SandboxManager
 
 from ._containers import ContainerService
 from ._errors import Unavailable
-from ._exec_model import ExecModel
 from ._files import FileService
 from ._limits import BodyLimit, api_key_check
 from ._loop import ToolLoop
+from ._routing import ModelRouter
 from ._settings import Settings
 from ._store import Store
 from .openai import containers_router, error_response, files_router, install_error_handlers, responses_router
@@ -38,14 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.files = files
         app.state.containers = ContainerService(app.state.manager, store, files, settings.expiry_minute_seconds)
         app.state.store = store
-        app.state.loop = ToolLoop(app.state.containers, settings.execution_timeout)
-        app.state.models = {model.name: model for model in (ExecModel(),)}
+        app.state.loop = ToolLoop(app.state.containers, settings.execution_timeout, settings.max_iterations)
+        app.state.models = ModelRouter(settings)
         await _start_manager(app)
         try:
             yield
         finally:
             # Live sandboxes stay up for the next start to adopt: a restart loses no container.
             await app.state.manager.close(remove_sandboxes=False)
+            await app.state.models.close()
             store.close()
 
     app = FastAPI(title="kernelgate", version="0.1.0", lifespan=lifespan)

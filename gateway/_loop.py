@@ -15,7 +15,7 @@ from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, Resu
 from ._containers import ContainerService
 from ._conversation import AssistantMessage, CallStatus, Citation, CodeCall, Item, WrittenFile
 from ._ids import new_hex_id
-from ._model import CodeDelta, CodeReady, Model, TextDelta, Turn
+from ._model import CodeDelta, CodeReady, Model, TextDelta, Turn, Usage
 
 __all__ = [
     "CallCodeDelta",
@@ -24,10 +24,12 @@ __all__ = [
     "CallInterpreting",
     "CallStarted",
     "LoopEvent",
+    "LoopStopped",
     "MessageDelta",
     "MessageFinished",
     "MessageStarted",
     "ToolLoop",
+    "UsageReported",
     "logs_of",
 ]
 
@@ -85,6 +87,19 @@ class MessageFinished:
     message: AssistantMessage
 
 
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoopStopped:
+    """The loop hit its iteration limit before the model answered: the response is incomplete."""
+
+    reason: str
+
+
 LoopEvent = (
     CallStarted
     | CallCodeDelta
@@ -94,22 +109,36 @@ LoopEvent = (
     | MessageStarted
     | MessageDelta
     | MessageFinished
+    | UsageReported
+    | LoopStopped
 )
 
 
 class ToolLoop:
-    def __init__(self, containers: ContainerService, execution_timeout: float | None) -> None:
+    def __init__(self, containers: ContainerService, execution_timeout: float | None, max_iterations: int) -> None:
         self._containers = containers
         self._timeout = execution_timeout
+        self._max_iterations = max_iterations
 
     async def run(
-        self, model: Model, instructions: str | None, items: Sequence[Item], container_id: str
+        self,
+        model: Model,
+        instructions: str | None,
+        items: Sequence[Item],
+        container_id: str,
+        max_iterations: int | None = None,
     ) -> AsyncIterator[LoopEvent]:
-        """Run turns of `model` until one answers without code; the code runs in `container_id`."""
+        """Run turns of `model` until one answers without code; the code runs in `container_id`.
+
+        After `max_iterations` turns that all ran code (the gateway's limit, or the request's if lower)
+        the loop stops with LoopStopped.
+        """
         history = list(items)
-        while True:
+        limit = min(self._max_iterations, max_iterations or self._max_iterations)
+        memory_limit = self._containers.get(container_id, touch=False).memory_limit
+        for _ in range(limit):
             ran_code = False
-            async for event in self._turn(model, Turn(instructions, history), container_id):
+            async for event in self._turn(model, Turn(instructions, history, memory_limit), container_id):
                 if isinstance(event, CallFinished):
                     history.append(event.call)
                     ran_code = True
@@ -118,6 +147,7 @@ class ToolLoop:
                 yield event
             if not ran_code:
                 return
+        yield LoopStopped(f"max_iterations: the model was still calling the python tool after {limit} turns")
 
     async def _turn(self, model: Model, turn: Turn, container_id: str) -> AsyncIterator[LoopEvent]:
         code: list[str] = []
@@ -135,6 +165,8 @@ class ToolLoop:
                 yield CallInterpreting(call_id)
                 yield CallFinished(await self._execute(call_id, "".join(code), container_id))
                 call_id, code = None, []
+            elif isinstance(event, Usage):
+                yield UsageReported(event.input_tokens, event.output_tokens)
             elif isinstance(event, TextDelta):
                 if message_id is None:
                     message_id = new_hex_id("msg_", 48)

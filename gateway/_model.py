@@ -12,7 +12,7 @@ from typing import Protocol
 
 from ._conversation import Item
 
-__all__ = ["CodeDelta", "CodeReady", "Model", "ModelEvent", "TextDelta", "Turn"]
+__all__ = ["CodeDelta", "CodeReady", "Model", "ModelError", "ModelEvent", "TextDelta", "Turn", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +30,31 @@ class CodeReady:
     """The code streamed since the last call is complete: run it."""
 
 
-ModelEvent = TextDelta | CodeDelta | CodeReady
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens the model's provider counted for this turn."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+ModelEvent = TextDelta | CodeDelta | CodeReady | Usage
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
     instructions: str | None
     items: Sequence[Item]
+    memory_limit: str = "1g"
+    """The container's memory, which the model is told about."""
+
+
+class ModelError(Exception):
+    """The model's provider failed (after its retries): the response ends as failed with this message."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class Model(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,6 +36,11 @@ _VARIABLES = {
     "KERNELGATE_API_KEY": "api_key",
     "KERNELGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "KERNELGATE_EXPIRY_MINUTE_SECONDS": "expiry_minute_seconds",
+    "KERNELGATE_MAX_ITERATIONS": "max_iterations",
+    "KERNELGATE_UPSTREAM_BASE_URL": "upstream_base_url",
+    "KERNELGATE_UPSTREAM_API_KEY": "upstream_api_key",
+    "KERNELGATE_UPSTREAM_API": "upstream_api",
+    "KERNELGATE_UPSTREAM_TIMEOUT": "upstream_timeout",
 }
 
 
@@ -56,6 +62,14 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(default=512 * 1024**2, gt=0)
     expiry_minute_seconds: float = Field(default=60.0, gt=0)
     """How long one minute of a container's `expires_after` lasts: lower it to test expiry quickly."""
+    max_iterations: int = Field(default=10, ge=1)
+    """Model turns that run code before a response ends as incomplete."""
+    upstream_base_url: str | None = None
+    """An OpenAI-compatible server for models other than kernelgate/exec (OpenAI, Ollama, vLLM, ...)."""
+    upstream_api_key: str | None = None
+    upstream_api: Literal["chat"] = "chat"
+    """Which API the upstream speaks; Chat Completions for now."""
+    upstream_timeout: float = Field(default=120.0, gt=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

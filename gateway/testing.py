@@ -15,13 +15,14 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from sandbox import DockerUnavailable, SandboxManager
 
 from ._app import create_app
 from ._settings import Settings
 
-__all__ = ["remove_sandboxes", "serve"]
+__all__ = ["remove_sandboxes", "run_app", "serve"]
 
 
 @contextlib.contextmanager
@@ -32,7 +33,19 @@ def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0, p
     with `purge` (the default here) they are removed, so a test suite leaks no container. Use
     purge=False to restart a gateway on the same data directory and find its containers again.
     """
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=port, log_level="warning", lifespan="on")
+    try:
+        with run_app(create_app(settings), settings.host, port, startup_timeout) as base_url:
+            yield base_url
+    finally:
+        if purge:
+            with contextlib.suppress(DockerUnavailable):  # no engine: it holds no sandbox of ours
+                asyncio.run(remove_sandboxes(settings))
+
+
+@contextlib.contextmanager
+def run_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 60.0) -> Iterator[str]:
+    """Any ASGI app (a fake upstream model, say) on loopback in a background thread; yields its base URL."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="kernelgate-test-server", daemon=True)
     thread.start()
@@ -40,18 +53,15 @@ def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0, p
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            msg = "kernelgate's test server did not start; see the log above"
+            msg = "the test server did not start; see the log above"
             raise RuntimeError(msg)
         time.sleep(0.01)
     bound = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://{settings.host}:{bound}"
+        yield f"http://{host}:{bound}"
     finally:
         server.should_exit = True
         thread.join(startup_timeout)
-        if purge:
-            with contextlib.suppress(DockerUnavailable):  # no engine: it holds no sandbox of ours
-                asyncio.run(remove_sandboxes(settings))
 
 
 async def remove_sandboxes(settings: Settings) -> None:

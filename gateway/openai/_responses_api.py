@@ -19,8 +19,9 @@ from .._conversation import CodeCall, Item
 from .._errors import GatewayError, InvalidRequest, NotFound
 from .._ids import new_hex_id
 from .._loop import LoopEvent, ToolLoop
-from .._model import Model
+from .._model import Model, ModelError
 from .._records import NetworkPolicy, ResponseRecord
+from .._routing import ModelRouter
 from .._store import Store
 from ._responses_input import CodeInterpreterTool, CreateResponseRequest, parse_input
 from ._responses_render import ResponseBuilder, sse
@@ -44,15 +45,8 @@ def _loop(request: Request) -> ToolLoop:
 
 
 def _model(request: Request, name: str) -> Model:
-    models: dict[str, Model] = request.app.state.models
-    model = models.get(name)
-    if model is None:
-        msg = (
-            f"The model {name!r} is not served here: kernelgate serves {', '.join(sorted(models))}; "
-            "models of upstream providers are not supported yet."
-        )
-        raise InvalidRequest(msg, "model")
-    return model
+    router: ModelRouter = request.app.state.models
+    return router.model(name)
 
 
 Responses = Annotated[Store, Depends(_store)]
@@ -64,13 +58,16 @@ async def create_response(
     body: CreateResponseRequest, request: Request, containers: Containers, store: Responses, loop: Loop
 ) -> Any:
     model = _model(request, body.model)
+    if model.name != "kernelgate/exec" and any(tool.get("type") == "function" for tool in body.tools):
+        msg = "Function tools are not passed to upstream models yet: kernelgate serves the code_interpreter tool."
+        raise InvalidRequest(msg, "tools")
     with_outputs = body.wants_outputs()
     tool = body.code_interpreter()
     parsed = parse_input(body.input)
     history, reuse = _history(store, body.previous_response_id)
     items = [*history, *parsed.items]
     if tool is None:
-        msg = "kernelgate/exec runs code with the code_interpreter tool: add it to tools."
+        msg = "kernelgate runs models with the code_interpreter tool: add it to tools."
         raise InvalidRequest(msg, "tools")
     response_id = new_hex_id("resp_", 48)
     container_id = await _container(containers, tool, items, reuse, response_id)
@@ -78,12 +75,16 @@ async def create_response(
         await containers.add_file_id(container_id, file_id)
     instructions = "\n\n".join(text for text in (body.instructions, *parsed.instructions) if text) or None
     builder = ResponseBuilder(response_id, body.model_dump(), with_outputs)
-    events = loop.run(model, instructions, items, container_id)
+    events = loop.run(model, instructions, items, container_id, body.max_tool_calls)
     finish = _Finisher(store, builder, items, container_id, body.store)
     if body.stream:
         return StreamingResponse(_stream(builder, events, finish), media_type="text/event-stream")
-    await _while_connected(request, _drain(builder, events))
-    builder.status = "completed"
+    try:
+        await _while_connected(request, _drain(builder, events))
+    except ModelError as exc:
+        builder.failed(_model_error_code(exc), str(exc))
+        return JSONResponse(finish())
+    builder.completed()
     return JSONResponse(finish())
 
 
@@ -124,6 +125,10 @@ async def _while_connected(request: Request, work: Coroutine[Any, Any, None]) ->
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def _model_error_code(exc: ModelError) -> str:
+    return f"upstream_{exc.status}" if exc.status else "upstream_error"
 
 
 def _history(store: Store, previous_response_id: str | None) -> tuple[list[Item], str | None]:
@@ -192,6 +197,11 @@ async def _stream(builder: ResponseBuilder, events: AsyncIterator[LoopEvent], fi
         async for loop_event in events:
             for event in builder.on(loop_event):
                 yield sse(event)
+    except ModelError as exc:
+        failed = builder.failed(_model_error_code(exc), str(exc))
+        finish()
+        yield sse({**failed, "response": builder.response()})
+        return
     except (GatewayError, SandboxError) as exc:
         yield sse(builder.failed("server_error", str(exc)))
         return

@@ -91,7 +91,7 @@ class CreateResponseRequest(BaseModel):
             elif kind != "function":
                 msg = (
                     f"Tool type {kind!r} is not supported by kernelgate: it serves 'code_interpreter' "
-                    "(and passes 'function' tools through)."
+                    "(and accepts 'function' tools for kernelgate/exec, which never calls them)."
                 )
                 raise InvalidRequest(msg, f"tools[{index}].type")
         return found

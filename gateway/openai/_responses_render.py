@@ -16,9 +16,11 @@ from .._loop import (
     CallInterpreting,
     CallStarted,
     LoopEvent,
+    LoopStopped,
     MessageDelta,
     MessageFinished,
     MessageStarted,
+    UsageReported,
 )
 
 __all__ = ["ResponseBuilder", "render_item"]
@@ -82,6 +84,9 @@ class ResponseBuilder:
         self.items: list[Item] = []
         self.status = "in_progress"
         self.error: dict[str, str] | None = None
+        self.incomplete_reason: str | None = None
+        self._input_tokens = 0
+        self._output_tokens = 0
         self._request = request
         self._with_outputs = with_outputs
         self._sequence = 0
@@ -97,7 +102,7 @@ class ResponseBuilder:
             "background": False,
             "completed_at": int(time.time()) if done else None,
             "error": self.error,
-            "incomplete_details": None,
+            "incomplete_details": {"reason": self.incomplete_reason} if self.incomplete_reason else None,
             "instructions": request.get("instructions"),
             "max_output_tokens": request.get("max_output_tokens"),
             "max_tool_calls": request.get("max_tool_calls"),
@@ -114,10 +119,14 @@ class ResponseBuilder:
             "tools": request.get("tools", []),
             "top_p": request.get("top_p", 1.0),
             "truncation": request.get("truncation") or "disabled",
-            "usage": _USAGE if done else None,
+            "usage": self._usage() if done else None,
             "user": request.get("user"),
             "metadata": request.get("metadata") or {},
         }
+
+    def _usage(self) -> dict[str, Any]:
+        tokens = {"input_tokens": self._input_tokens, "output_tokens": self._output_tokens}
+        return {**_USAGE, **tokens, "total_tokens": self._input_tokens + self._output_tokens}
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -144,8 +153,15 @@ class ResponseBuilder:
             yield from self._on_message_started(event)
         elif isinstance(event, MessageDelta):
             yield from self._on_message_delta(event)
-        else:
+        elif isinstance(event, MessageFinished):
             yield from self._on_message_finished(event)
+        elif isinstance(event, UsageReported):
+            self._input_tokens += event.input_tokens
+            self._output_tokens += event.output_tokens
+        else:
+            assert isinstance(event, LoopStopped)
+            self.status = "incomplete"
+            self.incomplete_reason = event.reason
 
     @property
     def _index(self) -> int:
@@ -213,6 +229,9 @@ class ResponseBuilder:
         yield self._event("response.output_item.done", output_index=self._index, item=self.output[self._index])
 
     def completed(self) -> dict[str, Any]:
+        """The closing event: response.completed, or response.incomplete when the loop was cut short."""
+        if self.status == "incomplete":
+            return self._event("response.incomplete", response=self.response())
         self.status = "completed"
         return self._event("response.completed", response=self.response())
 

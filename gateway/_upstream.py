@@ -1,0 +1,136 @@
+"""Models behind an OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp, LM Studio).
+
+The hosted `code_interpreter` tool becomes a plain function tool, `python`, described as the hosted one
+is; its calls come back to the tool loop as plain code, streamed, and their results go back to the model
+as tool messages. The openai SDK is the client: it brings streaming, timeouts and retries with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from ._arguments import CodeArgumentDecoder, code_of
+from ._conversation import AssistantMessage, CodeCall, Item, UserMessage
+from ._model import CodeDelta, CodeReady, ModelError, ModelEvent, TextDelta, Turn, Usage
+
+__all__ = ["ChatModel", "python_tool", "result_for_model"]
+
+_LOG_LIMIT = 20_000
+
+
+def python_tool(memory_limit: str) -> dict[str, Any]:
+    description = (
+        "Run Python code in a stateful Jupyter kernel (the python tool). Variables, imports and files persist "
+        "between calls. The working directory is /mnt/data, where the user's files are and where files "
+        "you write can be linked as [name](sandbox:/mnt/data/name). There is no internet access. Memory is "
+        f"limited to {memory_limit}. The result is what the code printed, the value of its last expression "
+        "and any traceback. Common data libraries (numpy, pandas, matplotlib, scipy, scikit-learn) are installed."
+    )
+    return {
+        "type": "function",
+        "function": {
+            "name": "python",
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": {"code": {"type": "string", "description": "The Python code to run."}},
+                "required": ["code"],
+            },
+        },
+    }
+
+
+def result_for_model(call: CodeCall) -> str:
+    """The call's result as the model reads it: logs bounded in size, images and files named."""
+    logs = call.logs
+    if len(logs) > _LOG_LIMIT:
+        cut = len(logs) - _LOG_LIMIT
+        logs = f"{logs[: _LOG_LIMIT // 2]}\n[... {cut} characters cut ...]\n{logs[-_LOG_LIMIT // 2 :]}"
+    parts = [logs or "(no output)"]
+    if call.images:
+        parts.append(f"[The code displayed {len(call.images)} image(s), shown to the user.]")
+    if call.files:
+        parts.append("Files written: " + ", ".join(f.path for f in call.files))
+    return "\n".join(parts)
+
+
+def chat_messages(turn: Turn) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if turn.instructions:
+        messages.append({"role": "system", "content": turn.instructions})
+    for item in turn.items:
+        messages.extend(_messages_of(item))
+    return messages
+
+
+def _messages_of(item: Item) -> list[dict[str, Any]]:
+    if isinstance(item, UserMessage):
+        return [{"role": "user", "content": item.text}]
+    if isinstance(item, AssistantMessage):
+        return [{"role": "assistant", "content": item.text}]
+    call = {
+        "id": item.id,
+        "type": "function",
+        "function": {"name": "python", "arguments": json.dumps({"code": item.code})},
+    }
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": item.id, "content": result_for_model(item)},
+    ]
+
+
+class ChatModel:
+    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI) -> None:
+        self.name = name
+        self._upstream_model = upstream_model
+        self._client = client
+
+    async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
+        try:
+            stream = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
+                model=self._upstream_model,
+                messages=chat_messages(turn),
+                tools=[python_tool(turn.memory_limit)],
+                parallel_tool_calls=False,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for event in self._events(stream):
+                yield event
+        except openai.APIStatusError as exc:
+            msg = f"The upstream model failed with {exc.status_code}: {exc.message}"
+            raise ModelError(msg, exc.status_code) from exc
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            msg = f"The upstream model could not be reached: {exc.message}"
+            raise ModelError(msg, 504 if isinstance(exc, openai.APITimeoutError) else 502) from exc
+
+    async def _events(self, stream: Any) -> AsyncIterator[ModelEvent]:
+        calls: dict[int, tuple[str, CodeArgumentDecoder, list[str]]] = {}
+        async for chunk in stream:
+            if chunk.usage is not None:
+                yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+            for choice in chunk.choices:
+                delta = choice.delta
+                if delta.content:
+                    yield TextDelta(delta.content)
+                for tool_call in delta.tool_calls or ():
+                    name, decoder, raw = calls.setdefault(tool_call.index, ("", CodeArgumentDecoder(), []))
+                    function = tool_call.function
+                    if function is not None and function.name:
+                        calls[tool_call.index] = (function.name, decoder, raw)
+                    if function is not None and function.arguments:
+                        raw.append(function.arguments)
+                        code = decoder.feed(function.arguments)
+                        if code:
+                            yield CodeDelta(code)
+        for _, (name, _decoder, raw) in sorted(calls.items()):
+            if name != "python":
+                msg = f"The upstream model called a tool kernelgate does not know: {name!r}."
+                raise ModelError(msg)
+            if not "".join(raw).lstrip().startswith("{"):  # arguments that are not JSON: take them as code
+                yield CodeDelta(code_of("".join(raw)))
+            yield CodeReady()

@@ -1,0 +1,107 @@
+"""A fake upstream model speaking OpenAI's Chat Completions (streamed), scripted by each test.
+
+It is our own seam: kernelgate talks to it over real HTTP on loopback exactly as to OpenAI or Ollama.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from gateway.testing import run_app
+
+
+@dataclass
+class Reply:
+    """One scripted answer: code for the python tool, text, an HTTP error, or silence."""
+
+    code: str | None = None
+    text: str | None = None
+    status: int | None = None
+    hang: float | None = None
+    pieces: int = 4
+
+
+@dataclass
+class FakeUpstream:
+    script: list[Reply] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Response:
+            body = await request.json()
+            self.requests.append(body)
+            reply = self.script.pop(0) if self.script else Reply(text="(script exhausted)")
+            if reply.hang is not None:
+                await asyncio.sleep(reply.hang)
+            if reply.status is not None:
+                error = {
+                    "error": {
+                        "message": f"scripted {reply.status}",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+                return JSONResponse(error, status_code=reply.status)
+            return StreamingResponse(_chunks(reply), media_type="text/event-stream")
+
+        return app
+
+
+def _split(text: str, pieces: int) -> list[str]:
+    size = max(1, -(-len(text) // pieces))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
+    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
+    body = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake",
+        "choices": choices,
+        "usage": usage,
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _chunks(reply: Reply) -> AsyncIterator[str]:
+    if reply.code is not None:
+        arguments = json.dumps({"code": reply.code})
+        yield _chunk(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"index": 0, "id": "call_1", "type": "function", "function": {"name": "python", "arguments": ""}}
+                ],
+            }
+        )
+        for piece in _split(arguments, reply.pieces):
+            yield _chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        yield _chunk({}, "tool_calls")
+    else:
+        yield _chunk({"role": "assistant", "content": ""})
+        for piece in _split(reply.text or "", reply.pieces):
+            yield _chunk({"content": piece})
+        yield _chunk({}, "stop")
+    yield _chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
+    yield "data: [DONE]\n\n"
+
+
+@contextmanager
+def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
+    upstream = FakeUpstream()
+    with run_app(upstream.app()) as base_url:
+        yield upstream, f"{base_url}/v1"

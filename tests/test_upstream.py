@@ -1,0 +1,124 @@
+"""Real models through kernelgate: a fake Chat Completions upstream calls the python tool; the client sees
+the hosted tool's output through the official openai SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from gateway import Settings
+from gateway.testing import serve
+
+from .conftest import IMAGE
+from .fake_upstream import FakeUpstream, Reply, fake_upstream
+
+AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+OUTPUTS = ["code_interpreter_call.outputs"]
+
+
+@pytest.fixture
+def upstream(data_dir: Path) -> Iterator[tuple[FakeUpstream, openai.OpenAI]]:
+    with fake_upstream() as (fake, upstream_url):
+        settings = Settings(
+            data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_timeout=2, max_iterations=3
+        )
+        with serve(settings) as base_url:
+            yield fake, openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_the_model_calls_the_tool_then_answers(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """A python call runs in the sandbox, its result goes back to the model, and the answer follows."""
+    fake, client = upstream
+    fake.script = [Reply(code="print(6 * 7)"), Reply(text="The answer is 42.")]
+    response = client.responses.create(model="test-model", input="What is 6 * 7?", tools=AUTO, include=OUTPUTS)
+    call, message = response.output
+    assert message.type == "message"
+    assert (call.type, call.code, call.status) == ("code_interpreter_call", "print(6 * 7)", "completed")
+    assert call.outputs[0].logs == "42\n"
+    assert response.output_text == "The answer is 42."
+    first, second = fake.requests
+    assert first["model"] == "test-model"
+    assert first["tools"][0]["function"]["name"] == "python"
+    assert "/mnt/data" in first["tools"][0]["function"]["description"]
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "42\n"}
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (20, 10)
+
+
+def test_two_calls_share_one_container(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """Kernel state carries from one call to the next within the response."""
+    fake, client = upstream
+    fake.script = [Reply(code="x = 40"), Reply(code="x + 2"), Reply(text="done")]
+    response = client.responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS)
+    first, second, _ = response.output
+    assert first.container_id == second.container_id
+    assert second.outputs[0].logs == "42\n"
+
+
+def test_streamed_arguments_become_plain_code_deltas(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """The function-call JSON fragments reach the client as code, not JSON; text deltas pass through."""
+    fake, client = upstream
+    code = 'print("a \\"quoted\\" line")\nprint(1)'
+    fake.script = [Reply(code=code, pieces=9), Reply(text="All printed.", pieces=3)]
+    with client.responses.stream(model="m", input="go", tools=AUTO) as stream:
+        events = list(stream)
+    deltas = [e.delta for e in events if e.type == "response.code_interpreter_call_code.delta"]
+    assert len(deltas) > 1
+    assert "".join(deltas) == code
+    text = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(text) == "All printed."
+
+
+def test_an_upstream_500_is_retried(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """A retryable upstream failure is retried with backoff before anything fails."""
+    fake, client = upstream
+    fake.script = [Reply(status=500), Reply(text="fine after all")]
+    response = client.responses.create(model="m", input="hi", tools=AUTO)
+    assert response.status == "completed"
+    assert response.output_text == "fine after all"
+    assert len(fake.requests) == 2
+
+
+def test_an_upstream_4xx_fails_the_response_with_its_status(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """A non-retryable upstream error ends the response as failed, naming the upstream's status."""
+    fake, client = upstream
+    fake.script = [Reply(status=400)]
+    response = client.responses.create(model="m", input="hi", tools=AUTO)
+    assert response.status == "failed"
+    assert response.error is not None
+    assert response.error.code == "upstream_400"
+    assert "scripted 400" in response.error.message
+
+
+def test_an_upstream_that_never_answers_times_out(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """Past KERNELGATE_UPSTREAM_TIMEOUT (and its retries) the response fails instead of hanging."""
+    fake, client = upstream
+    fake.script = [Reply(hang=30), Reply(hang=30), Reply(hang=30)]
+    with client.responses.stream(model="m", input="hi", tools=AUTO) as stream:
+        events = list(stream)
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "upstream_504"
+
+
+def test_the_iteration_limit_ends_the_response_as_incomplete(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """A model that keeps calling the tool is stopped after KERNELGATE_MAX_ITERATIONS turns."""
+    fake, client = upstream
+    fake.script = [Reply(code=f"step = {n}") for n in range(10)]
+    response = client.responses.create(model="m", input="loop", tools=AUTO)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert "max_iterations" in str(response.incomplete_details.reason)
+    assert len([item for item in response.output if item.type == "code_interpreter_call"]) == 3
+
+
+def test_client_function_tools_are_refused_not_ignored(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """Until they are passed through, a function tool for an upstream model is a clear 400, not silence."""
+    fake, client = upstream
+    tools = [*AUTO, {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="m", input="hi", tools=tools)  # type: ignore[arg-type]
+    assert caught.value.param == "tools"
+    assert fake.requests == []
