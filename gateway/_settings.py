@@ -41,6 +41,8 @@ _VARIABLES = {
     "KERNELGATE_UPSTREAM_API_KEY": "upstream_api_key",
     "KERNELGATE_UPSTREAM_API": "upstream_api",
     "KERNELGATE_UPSTREAM_TIMEOUT": "upstream_timeout",
+    "KERNELGATE_CASSETTE": "cassette",
+    "KERNELGATE_CASSETTE_MODE": "cassette_mode",
 }
 
 
@@ -70,6 +72,9 @@ class Settings(BaseModel):
     upstream_api: Literal["chat"] = "chat"
     """Which API the upstream speaks; Chat Completions for now."""
     upstream_timeout: float = Field(default=120.0, gt=0)
+    cassette: Path | None = None
+    """A file of recorded upstream exchanges (see gateway/_cassette.py and the README)."""
+    cassette_mode: Literal["record", "replay"] = "replay"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -3,6 +3,7 @@ the hosted tool's output through the official openai SDK."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +123,55 @@ def test_client_function_tools_are_refused_not_ignored(upstream: tuple[FakeUpstr
         client.responses.create(model="m", input="hi", tools=tools)  # type: ignore[arg-type]
     assert caught.value.param == "tools"
     assert fake.requests == []
+
+
+def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path) -> None:
+    """Recorded once against the upstream, the same requests replay offline with the same response."""
+    cassette = tmp_path / "cassette.json"
+    request = {"model": "m", "input": "compute", "tools": AUTO, "include": OUTPUTS}
+
+    def run(settings: Settings) -> dict[str, object]:
+        with serve(settings) as base_url:
+            client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+            response = client.responses.create(**request)  # type: ignore[call-overload]
+            return {
+                "text": response.output_text,
+                "calls": [
+                    (i.code, "".join(o.logs for o in i.outputs if o.type == "logs"))
+                    for i in response.output
+                    if i.type == "code_interpreter_call"
+                ],
+            }
+
+    with fake_upstream() as (fake, upstream_url):
+        fake.script = [Reply(code="numbers = [1, 2, 3]"), Reply(code="print(sum(numbers))"), Reply(text="Six.")]
+        recorded = run(
+            Settings(
+                data_dir=data_dir,
+                image=IMAGE,
+                upstream_base_url=upstream_url,
+                cassette=cassette,
+                cassette_mode="record",
+            )
+        )
+    document = json.loads(cassette.read_text())
+    assert len(document["interactions"]) == 3
+    assert document["interactions"][0]["request"]["path"] == "/v1/chat/completions"
+
+    # The fake upstream is stopped now: nothing answers at its address any more.
+    replayed = run(Settings(data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, cassette=cassette))
+    assert replayed == recorded
+    assert recorded["calls"] == [("numbers = [1, 2, 3]", ""), ("print(sum(numbers))", "6\n")]
+
+
+def test_replay_of_an_unrecorded_request_names_it_and_the_cassette(data_dir: Path, tmp_path: Path) -> None:
+    """A request the cassette does not hold fails the response with a message naming both."""
+    cassette = tmp_path / "empty.json"
+    cassette.write_text(json.dumps({"kernelgate_cassette": 1, "interactions": []}))
+    with serve(Settings(data_dir=data_dir, image=IMAGE, cassette=cassette)) as base_url:
+        client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        response = client.responses.create(model="m", input="hi", tools=AUTO)
+    assert response.status == "failed"
+    assert response.error is not None
+    assert str(cassette) in response.error.message
+    assert "/v1/chat/completions" in response.error.message
