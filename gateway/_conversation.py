@@ -16,6 +16,8 @@ __all__ = [
     "CallStatus",
     "Citation",
     "CodeCall",
+    "FunctionCall",
+    "FunctionOutput",
     "Item",
     "UserMessage",
     "WrittenFile",
@@ -80,4 +82,20 @@ class CodeCall(_Value):
     files: tuple[WrittenFile, ...] = ()
 
 
-Item = Annotated[UserMessage | AssistantMessage | CodeCall, Field(discriminator="type")]
+class FunctionCall(_Value):
+    """A call of one of the client's own function tools: the client runs it and sends the output back."""
+
+    type: Literal["function_call"] = "function_call"
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+class FunctionOutput(_Value):
+    type: Literal["function_output"] = "function_output"
+    call_id: str
+    output: str
+
+
+Item = Annotated[UserMessage | AssistantMessage | CodeCall | FunctionCall | FunctionOutput, Field(discriminator="type")]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, ResultOutput, StreamOutput
 
 from ._containers import ContainerService
-from ._conversation import AssistantMessage, CallStatus, Citation, CodeCall, Item, WrittenFile
+from ._conversation import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, WrittenFile
 from ._ids import new_hex_id
-from ._model import CodeDelta, CodeReady, Model, TextDelta, Turn, Usage
+from ._model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, Model, TextDelta, Turn, Usage
 
 __all__ = [
     "CallCodeDelta",
@@ -23,6 +23,7 @@ __all__ = [
     "CallFinished",
     "CallInterpreting",
     "CallStarted",
+    "FunctionCallMade",
     "LoopEvent",
     "LoopStopped",
     "MessageDelta",
@@ -88,6 +89,13 @@ class MessageFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionCallMade:
+    """The model called a client function tool; the loop ends so the client can answer it."""
+
+    call: FunctionCall
+
+
+@dataclass(frozen=True, slots=True)
 class UsageReported:
     input_tokens: int
     output_tokens: int
@@ -109,6 +117,7 @@ LoopEvent = (
     | MessageStarted
     | MessageDelta
     | MessageFinished
+    | FunctionCallMade
     | UsageReported
     | LoopStopped
 )
@@ -127,6 +136,7 @@ class ToolLoop:
         items: Sequence[Item],
         container_id: str,
         max_iterations: int | None = None,
+        functions: Sequence[FunctionTool] = (),
     ) -> AsyncIterator[LoopEvent]:
         """Run turns of `model` until one answers without code; the code runs in `container_id`.
 
@@ -137,15 +147,18 @@ class ToolLoop:
         limit = min(self._max_iterations, max_iterations or self._max_iterations)
         memory_limit = self._containers.get(container_id, touch=False).memory_limit
         for _ in range(limit):
-            ran_code = False
-            async for event in self._turn(model, Turn(instructions, history, memory_limit), container_id):
+            ran_code = called_function = False
+            turn = Turn(instructions, history, memory_limit, functions)
+            async for event in self._turn(model, turn, container_id):
                 if isinstance(event, CallFinished):
                     history.append(event.call)
                     ran_code = True
                 elif isinstance(event, MessageFinished):
                     history.append(event.message)
+                elif isinstance(event, FunctionCallMade):
+                    called_function = True
                 yield event
-            if not ran_code:
+            if called_function or not ran_code:
                 return
         yield LoopStopped(f"max_iterations: the model was still calling the python tool after {limit} turns")
 
@@ -167,6 +180,11 @@ class ToolLoop:
                 call_id, code = None, []
             elif isinstance(event, Usage):
                 yield UsageReported(event.input_tokens, event.output_tokens)
+            elif isinstance(event, FunctionCallRequested):
+                call = FunctionCall(
+                    id=new_hex_id("fc_", 48), call_id=event.call_id, name=event.name, arguments=event.arguments
+                )
+                yield FunctionCallMade(call)
             elif isinstance(event, TextDelta):
                 if message_id is None:
                     message_id = new_hex_id("msg_", 48)

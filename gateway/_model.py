@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ._conversation import Item
 
-__all__ = ["CodeDelta", "CodeReady", "Model", "ModelError", "ModelEvent", "TextDelta", "Turn", "Usage"]
+__all__ = [
+    "CodeDelta",
+    "CodeReady",
+    "FunctionCallRequested",
+    "FunctionTool",
+    "Model",
+    "ModelError",
+    "ModelEvent",
+    "TextDelta",
+    "Turn",
+    "Usage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +42,15 @@ class CodeReady:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionCallRequested:
+    """The model called one of the client's function tools: the response ends with that call."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens the model's provider counted for this turn."""
 
@@ -38,7 +58,14 @@ class Usage:
     output_tokens: int
 
 
-ModelEvent = TextDelta | CodeDelta | CodeReady | Usage
+ModelEvent = TextDelta | CodeDelta | CodeReady | FunctionCallRequested | Usage
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionTool:
+    name: str
+    description: str | None
+    parameters: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +74,8 @@ class Turn:
     items: Sequence[Item]
     memory_limit: str = "1g"
     """The container's memory, which the model is told about."""
+    functions: Sequence[FunctionTool] = ()
+    """The client's own function tools, offered to the model beside the python tool."""
 
 
 class ModelError(Exception):

@@ -14,8 +14,18 @@ from typing import Any
 import openai
 
 from ._arguments import CodeArgumentDecoder, code_of
-from ._conversation import AssistantMessage, CodeCall, Item, UserMessage
-from ._model import CodeDelta, CodeReady, ModelError, ModelEvent, TextDelta, Turn, Usage
+from ._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ._model import (
+    CodeDelta,
+    CodeReady,
+    FunctionCallRequested,
+    FunctionTool,
+    ModelError,
+    ModelEvent,
+    TextDelta,
+    Turn,
+    Usage,
+)
 
 __all__ = ["ChatModel", "python_tool", "result_for_model"]
 
@@ -72,6 +82,17 @@ def _messages_of(item: Item) -> list[dict[str, Any]]:
         return [{"role": "user", "content": item.text}]
     if isinstance(item, AssistantMessage):
         return [{"role": "assistant", "content": item.text}]
+    if isinstance(item, FunctionCall):
+        function = {"name": item.name, "arguments": item.arguments}
+        return [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": item.call_id, "type": "function", "function": function}],
+            }
+        ]
+    if isinstance(item, FunctionOutput):
+        return [{"role": "tool", "tool_call_id": item.call_id, "content": item.output}]
     call = {
         "id": item.id,
         "type": "function",
@@ -81,6 +102,13 @@ def _messages_of(item: Item) -> list[dict[str, Any]]:
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": item.id, "content": result_for_model(item)},
     ]
+
+
+def _function_tool(tool: FunctionTool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
 
 
 class ChatModel:
@@ -94,12 +122,12 @@ class ChatModel:
             stream = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
                 model=self._upstream_model,
                 messages=chat_messages(turn),
-                tools=[python_tool(turn.memory_limit)],
+                tools=[python_tool(turn.memory_limit), *map(_function_tool, turn.functions)],
                 parallel_tool_calls=False,
                 stream=True,
                 stream_options={"include_usage": True},
             )
-            async for event in self._events(stream):
+            async for event in self._events(stream, {f.name for f in turn.functions}):
                 yield event
         except openai.APIStatusError as exc:
             msg = f"The upstream model failed with {exc.status_code}: {exc.message}"
@@ -108,8 +136,9 @@ class ChatModel:
             msg = f"The upstream model could not be reached: {exc.message}"
             raise ModelError(msg, 504 if isinstance(exc, openai.APITimeoutError) else 502) from exc
 
-    async def _events(self, stream: Any) -> AsyncIterator[ModelEvent]:
+    async def _events(self, stream: Any, functions: set[str]) -> AsyncIterator[ModelEvent]:
         calls: dict[int, tuple[str, CodeArgumentDecoder, list[str]]] = {}
+        call_ids: dict[int, str] = {}
         async for chunk in stream:
             if chunk.usage is not None:
                 yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
@@ -119,15 +148,21 @@ class ChatModel:
                     yield TextDelta(delta.content)
                 for tool_call in delta.tool_calls or ():
                     name, decoder, raw = calls.setdefault(tool_call.index, ("", CodeArgumentDecoder(), []))
+                    if tool_call.id:
+                        call_ids[tool_call.index] = tool_call.id
                     function = tool_call.function
                     if function is not None and function.name:
                         calls[tool_call.index] = (function.name, decoder, raw)
                     if function is not None and function.arguments:
                         raw.append(function.arguments)
-                        code = decoder.feed(function.arguments)
+                        code = decoder.feed(function.arguments) if calls[tool_call.index][0] == "python" else ""
                         if code:
                             yield CodeDelta(code)
-        for _, (name, _decoder, raw) in sorted(calls.items()):
+        for index, (name, _decoder, raw) in sorted(calls.items()):
+            if name in functions:
+                call_id = call_ids.get(index) or f"call_{index}"
+                yield FunctionCallRequested(call_id, name, "".join(raw))
+                continue
             if name != "python":
                 msg = f"The upstream model called a tool kernelgate does not know: {name!r}."
                 raise ModelError(msg)

@@ -26,6 +26,8 @@ class Reply:
     text: str | None = None
     status: int | None = None
     hang: float | None = None
+    function: tuple[str, str] | None = None
+    """A call of a client function tool: (name, JSON arguments)."""
     pieces: int = 4
 
 
@@ -78,13 +80,13 @@ def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, in
 
 
 async def _chunks(reply: Reply) -> AsyncIterator[str]:
-    if reply.code is not None:
-        arguments = json.dumps({"code": reply.code})
+    if reply.code is not None or reply.function is not None:
+        name, arguments = reply.function or ("python", json.dumps({"code": reply.code}))
         yield _chunk(
             {
                 "role": "assistant",
                 "tool_calls": [
-                    {"index": 0, "id": "call_1", "type": "function", "function": {"name": "python", "arguments": ""}}
+                    {"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}
                 ],
             }
         )

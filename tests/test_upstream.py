@@ -115,14 +115,32 @@ def test_the_iteration_limit_ends_the_response_as_incomplete(upstream: tuple[Fak
     assert len([item for item in response.output if item.type == "code_interpreter_call"]) == 3
 
 
-def test_client_function_tools_are_refused_not_ignored(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
-    """Until they are passed through, a function tool for an upstream model is a clear 400, not silence."""
+def test_client_function_tools_pass_through(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """The model sees the client's function tool; its call ends the response; the output continues it."""
     fake, client = upstream
-    tools = [*AUTO, {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}]
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model="m", input="hi", tools=tools)  # type: ignore[arg-type]
-    assert caught.value.param == "tools"
-    assert fake.requests == []
+    lookup = {
+        "type": "function",
+        "name": "lookup",
+        "description": "Look a word up.",
+        "parameters": {"type": "object", "properties": {"word": {"type": "string"}}},
+    }
+    fake.script = [Reply(code="word = 'kernel'"), Reply(function=("lookup", '{"word": "kernel"}')), Reply(text="ok")]
+    first = client.responses.create(model="m", input="define it", tools=[*AUTO, lookup])  # type: ignore[list-item]
+    assert [item.type for item in first.output] == ["code_interpreter_call", "function_call"]
+    call = first.output[-1]
+    assert (call.name, call.arguments, call.call_id) == ("lookup", '{"word": "kernel"}', "call_1")
+    offered = [tool["function"]["name"] for tool in fake.requests[0]["tools"]]
+    assert offered == ["python", "lookup"]
+    second = client.responses.create(
+        model="m",
+        previous_response_id=first.id,
+        tools=[*AUTO, lookup],  # type: ignore[list-item]
+        input=[{"type": "function_call_output", "call_id": "call_1", "output": "the core of a system"}],
+    )
+    assert second.output_text == "ok"
+    messages = fake.requests[-1]["messages"]
+    assert messages[-2]["tool_calls"][0]["function"] == {"name": "lookup", "arguments": '{"word": "kernel"}'}
+    assert messages[-1] == {"role": "tool", "tool_call_id": "call_1", "content": "the core of a system"}
 
 
 def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path) -> None:
@@ -175,3 +193,17 @@ def test_replay_of_an_unrecorded_request_names_it_and_the_cassette(data_dir: Pat
     assert response.error is not None
     assert str(cassette) in response.error.message
     assert "/v1/chat/completions" in response.error.message
+
+
+def test_a_streamed_function_call_reaches_the_stream_helper(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """The function call's events let responses.stream() build the call with its full arguments."""
+    fake, client = upstream
+    lookup = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    fake.script = [Reply(function=("lookup", '{"word": "zmq"}'))]
+    with client.responses.stream(model="m", input="x", tools=[*AUTO, lookup]) as stream:  # type: ignore[list-item]
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds
+    assert kinds[-1] == "response.completed"
+    (call,) = final.output
+    assert (call.type, call.name, call.arguments) == ("function_call", "lookup", '{"word": "zmq"}')

@@ -58,9 +58,6 @@ async def create_response(
     body: CreateResponseRequest, request: Request, containers: Containers, store: Responses, loop: Loop
 ) -> Any:
     model = _model(request, body.model)
-    if model.name != "kernelgate/exec" and any(tool.get("type") == "function" for tool in body.tools):
-        msg = "Function tools are not passed to upstream models yet: kernelgate serves the code_interpreter tool."
-        raise InvalidRequest(msg, "tools")
     with_outputs = body.wants_outputs()
     tool = body.code_interpreter()
     parsed = parse_input(body.input)
@@ -75,7 +72,7 @@ async def create_response(
         await containers.add_file_id(container_id, file_id)
     instructions = "\n\n".join(text for text in (body.instructions, *parsed.instructions) if text) or None
     builder = ResponseBuilder(response_id, body.model_dump(), with_outputs)
-    events = loop.run(model, instructions, items, container_id, body.max_tool_calls)
+    events = loop.run(model, instructions, items, container_id, body.max_tool_calls, body.functions())
     finish = _Finisher(store, builder, items, container_id, body.store)
     if body.stream:
         return StreamingResponse(_stream(builder, events, finish), media_type="text/event-stream")

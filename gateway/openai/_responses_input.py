@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._conversation import AssistantMessage, CallStatus, CodeCall, Item, UserMessage
+from .._conversation import AssistantMessage, CallStatus, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
 from .._errors import InvalidRequest
 from .._ids import new_hex_id
+from .._model import FunctionTool
 from ._models import MemoryLimit, NetworkPolicyParam
 
 __all__ = ["AutoContainer", "CodeInterpreterTool", "CreateResponseRequest", "ParsedInput", "parse_input"]
@@ -91,9 +93,22 @@ class CreateResponseRequest(BaseModel):
             elif kind != "function":
                 msg = (
                     f"Tool type {kind!r} is not supported by kernelgate: it serves 'code_interpreter' "
-                    "(and accepts 'function' tools for kernelgate/exec, which never calls them)."
+                    "and the client's 'function' tools."
                 )
                 raise InvalidRequest(msg, f"tools[{index}].type")
+        return found
+
+    def functions(self) -> list[FunctionTool]:
+        """The client's own function tools, in the Responses shape {type, name, description, parameters}."""
+        found = []
+        for index, tool in enumerate(self.tools):
+            if tool.get("type") != "function":
+                continue
+            if not isinstance(tool.get("name"), str):
+                msg = "A function tool needs a name."
+                raise InvalidRequest(msg, f"tools[{index}].name")
+            parameters = tool.get("parameters") or {"type": "object", "properties": {}}
+            found.append(FunctionTool(tool["name"], tool.get("description"), parameters))
         return found
 
     def wants_outputs(self) -> bool:
@@ -139,7 +154,11 @@ def _parse_item(item: dict[str, Any], where: str, parsed: ParsedInput) -> None:
             raise InvalidRequest(msg, f"{where}.role")
     elif kind == "code_interpreter_call":
         parsed.items.append(_replayed_call(item, where))
-    elif kind not in ("reasoning", "function_call", "function_call_output", "item_reference"):
+    elif kind == "function_call":
+        parsed.items.append(_function_call(item, where))
+    elif kind == "function_call_output":
+        parsed.items.append(_function_output(item, where))
+    elif kind not in ("reasoning", "item_reference"):
         msg = f"Input items of type {kind!r} are not supported by kernelgate."
         raise InvalidRequest(msg, f"{where}.type")
 
@@ -161,6 +180,29 @@ def _text_of(content: Any, where: str, parsed: ParsedInput) -> str:
             msg = f"Content parts of type {kind!r} are not supported."
             raise InvalidRequest(msg, f"{where}.content[{index}].type")
     return "\n".join(texts)
+
+
+def _function_call(item: dict[str, Any], where: str) -> FunctionCall:
+    try:
+        return FunctionCall(
+            id=str(item.get("id") or new_hex_id("fc_", 48)),
+            call_id=str(item["call_id"]),
+            name=str(item["name"]),
+            arguments=str(item.get("arguments", "")),
+        )
+    except KeyError as exc:
+        msg = "A function_call input item needs call_id and name."
+        raise InvalidRequest(msg, where) from exc
+
+
+def _function_output(item: dict[str, Any], where: str) -> FunctionOutput:
+    if "call_id" not in item or "output" not in item:
+        msg = "A function_call_output input item needs call_id and output."
+        raise InvalidRequest(msg, where)
+    output = item["output"]
+    return FunctionOutput(
+        call_id=str(item["call_id"]), output=output if isinstance(output, str) else json.dumps(output)
+    )
 
 
 def _replayed_call(item: dict[str, Any], where: str) -> CodeCall:

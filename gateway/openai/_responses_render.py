@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .._conversation import AssistantMessage, CodeCall, Item, UserMessage
+from .._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
 from .._loop import (
     CallCodeDelta,
     CallCodeDone,
     CallFinished,
     CallInterpreting,
     CallStarted,
+    FunctionCallMade,
     LoopEvent,
     LoopStopped,
     MessageDelta,
@@ -37,6 +38,10 @@ _USAGE = {
 def render_item(item: Item, with_outputs: bool) -> dict[str, Any]:
     if isinstance(item, CodeCall):
         return _call(item, with_outputs)
+    if isinstance(item, FunctionCall):
+        return _function_call(item)
+    if isinstance(item, FunctionOutput):
+        return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
     if isinstance(item, AssistantMessage):
         return _message(item)
     assert isinstance(item, UserMessage)
@@ -57,6 +62,17 @@ def _call(call: CodeCall, with_outputs: bool) -> dict[str, Any]:
         "container_id": call.container_id,
         "outputs": outputs,
         "status": call.status.value,
+    }
+
+
+def _function_call(call: FunctionCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function_call",
+        "call_id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": "completed",
     }
 
 
@@ -155,6 +171,8 @@ class ResponseBuilder:
             yield from self._on_message_delta(event)
         elif isinstance(event, MessageFinished):
             yield from self._on_message_finished(event)
+        elif isinstance(event, FunctionCallMade):
+            yield from self._on_function_call(event.call)
         elif isinstance(event, UsageReported):
             self._input_tokens += event.input_tokens
             self._output_tokens += event.output_tokens
@@ -205,6 +223,17 @@ class ResponseBuilder:
         self.output.append(item)
         yield self._event("response.output_item.added", output_index=self._index, item=item)
         yield self._item_event("response.content_part.added", event.message_id, content_index=0, part=_part(""))
+
+    def _on_function_call(self, call: FunctionCall) -> Iterator[dict[str, Any]]:
+        self.items.append(call)
+        self.output.append({**_function_call(call), "arguments": "", "status": "in_progress"})
+        yield self._event("response.output_item.added", output_index=self._index, item=self.output[self._index])
+        yield self._item_event("response.function_call_arguments.delta", call.id, delta=call.arguments)
+        yield self._item_event(
+            "response.function_call_arguments.done", call.id, arguments=call.arguments, name=call.name
+        )
+        self.output[self._index] = _function_call(call)
+        yield self._event("response.output_item.done", output_index=self._index, item=self.output[self._index])
 
     def _on_message_delta(self, event: MessageDelta) -> Iterator[dict[str, Any]]:
         yield self._item_event(
