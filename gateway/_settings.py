@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sandbox import SandboxConfig
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Provider", "Settings", "SettingsError", "load_providers"]
 
 
 class SettingsError(Exception):
@@ -43,7 +44,48 @@ _VARIABLES = {
     "KERNELGATE_UPSTREAM_TIMEOUT": "upstream_timeout",
     "KERNELGATE_CASSETTE": "cassette",
     "KERNELGATE_CASSETTE_MODE": "cassette_mode",
+    "KERNELGATE_PROVIDERS": "providers_file",
 }
+
+
+class Provider(BaseModel):
+    """An upstream that serves models: an OpenAI-compatible server and which of its APIs to speak."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str
+    api_key: str | None = None
+    api: Literal["chat", "responses"] = "chat"
+
+
+def load_providers(path: Path, environ: Mapping[str, str]) -> dict[str, Provider]:
+    """Named providers from a TOML file: one table each, `api_key_env` naming the variable with its key.
+
+    [ollama]
+    base_url = "http://127.0.0.1:11434/v1"
+
+    [OpenAI]
+    base_url = "https://api.openai.com/v1"
+    api_key_env = "OPENAI_API_KEY"
+    api = "responses"
+    """
+    try:
+        tables = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        msg = f"KERNELGATE_PROVIDERS: cannot read {path}: {exc}"
+        raise SettingsError(msg) from exc
+    providers = {}
+    for name, table in tables.items():
+        values = dict(table) if isinstance(table, dict) else {}
+        key_variable = values.pop("api_key_env", None)
+        if key_variable is not None:
+            values["api_key"] = environ.get(str(key_variable))
+        try:
+            providers[name] = Provider.model_validate(values)
+        except ValidationError as exc:
+            msg = f"KERNELGATE_PROVIDERS: provider [{name}] in {path}: {exc.errors()[0]['msg']}"
+            raise SettingsError(msg) from exc
+    return providers
 
 
 class Settings(BaseModel):
@@ -69,18 +111,28 @@ class Settings(BaseModel):
     upstream_base_url: str | None = None
     """An OpenAI-compatible server for models other than kernelgate/exec (OpenAI, Ollama, vLLM, ...)."""
     upstream_api_key: str | None = None
-    upstream_api: Literal["chat"] = "chat"
-    """Which API the upstream speaks; Chat Completions for now."""
+    upstream_api: Literal["chat", "responses"] = "chat"
+    """Which API the default upstream speaks: Chat Completions, or OpenAI's Responses."""
     upstream_timeout: float = Field(default=120.0, gt=0)
     cassette: Path | None = None
     """A file of recorded upstream exchanges (see gateway/_cassette.py and the README)."""
     cassette_mode: Literal["record", "replay"] = "replay"
+    providers_file: Path | None = None
+    providers: dict[str, Provider] = Field(default_factory=dict)
+    """Named providers, routed by a `Provider/model` prefix (case-insensitive) that is stripped."""
+
+    def default_provider(self) -> Provider | None:
+        if not self.upstream_base_url:
+            return None
+        return Provider(base_url=self.upstream_base_url, api_key=self.upstream_api_key, api=self.upstream_api)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {"data_dir": _default_data_dir(env)}
         values.update({field: env[name] for name, field in _VARIABLES.items() if env.get(name)})
+        if env.get("KERNELGATE_PROVIDERS"):
+            values["providers"] = load_providers(Path(env["KERNELGATE_PROVIDERS"]), env)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

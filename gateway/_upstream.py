@@ -8,7 +8,8 @@ as tool messages. The openai SDK is the client: it brings streaming, timeouts an
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import openai
@@ -27,7 +28,7 @@ from ._model import (
     Usage,
 )
 
-__all__ = ["ChatModel", "python_tool", "result_for_model"]
+__all__ = ["ChatModel", "python_tool", "result_for_model", "upstream_errors"]
 
 _LOG_LIMIT = 20_000
 
@@ -66,6 +67,19 @@ def result_for_model(call: CodeCall) -> str:
     if call.files:
         parts.append("Files written: " + ", ".join(f.path for f in call.files))
     return "\n".join(parts)
+
+
+@contextmanager
+def upstream_errors() -> Iterator[None]:
+    """The openai SDK's errors (raised after its retries) as ModelError, with the upstream's status."""
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        msg = f"The upstream model failed with {exc.status_code}: {exc.message}"
+        raise ModelError(msg, exc.status_code) from exc
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        msg = f"The upstream model could not be reached: {exc.message}"
+        raise ModelError(msg, 504 if isinstance(exc, openai.APITimeoutError) else 502) from exc
 
 
 def chat_messages(turn: Turn) -> list[dict[str, Any]]:
@@ -118,7 +132,7 @@ class ChatModel:
         self._client = client
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
-        try:
+        with upstream_errors():
             stream = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
                 model=self._upstream_model,
                 messages=chat_messages(turn),
@@ -129,12 +143,6 @@ class ChatModel:
             )
             async for event in self._events(stream, {f.name for f in turn.functions}):
                 yield event
-        except openai.APIStatusError as exc:
-            msg = f"The upstream model failed with {exc.status_code}: {exc.message}"
-            raise ModelError(msg, exc.status_code) from exc
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            msg = f"The upstream model could not be reached: {exc.message}"
-            raise ModelError(msg, 504 if isinstance(exc, openai.APITimeoutError) else 502) from exc
 
     async def _events(self, stream: Any, functions: set[str]) -> AsyncIterator[ModelEvent]:
         calls: dict[int, tuple[str, CodeArgumentDecoder, list[str]]] = {}

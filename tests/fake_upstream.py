@@ -58,6 +58,13 @@ class FakeUpstream:
                 return JSONResponse(error, status_code=reply.status)
             return StreamingResponse(_chunks(reply), media_type="text/event-stream")
 
+        @app.post("/v1/responses")
+        async def responses(request: Request) -> Response:
+            body = await request.json()
+            self.requests.append(body)
+            reply = self.script.pop(0) if self.script else Reply(text="(script exhausted)")
+            return StreamingResponse(_response_events(body["model"], reply), media_type="text/event-stream")
+
         return app
 
 
@@ -100,6 +107,69 @@ async def _chunks(reply: Reply) -> AsyncIterator[str]:
         yield _chunk({}, "stop")
     yield _chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
     yield "data: [DONE]\n\n"
+
+
+def _event(sequence: list[int], kind: str, **fields: Any) -> str:
+    sequence[0] += 1
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': sequence[0], **fields})}\n\n"
+
+
+async def _response_events(model: str, reply: Reply) -> AsyncIterator[str]:
+    """The Responses API's stream for one reply: a function call or a message, then completed with usage."""
+    sequence = [-1]
+    response = {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 0,
+        "model": model,
+        "output": [],
+        "status": "in_progress",
+        "tools": [],
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+    }
+    yield _event(sequence, "response.created", response=response)
+    if reply.code is not None or reply.function is not None:
+        name, arguments = reply.function or ("python", json.dumps({"code": reply.code}))
+        item = {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": name,
+            "arguments": "",
+            "status": "in_progress",
+        }
+        yield _event(sequence, "response.output_item.added", output_index=0, item=item)
+        for piece in _split(arguments, reply.pieces):
+            yield _event(
+                sequence, "response.function_call_arguments.delta", item_id="fc_1", output_index=0, delta=piece
+            )
+        done = {**item, "arguments": arguments, "status": "completed"}
+        yield _event(sequence, "response.output_item.done", output_index=0, item=done)
+    else:
+        item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "in_progress", "content": []}
+        yield _event(sequence, "response.output_item.added", output_index=0, item=item)
+        for piece in _split(reply.text or "", reply.pieces):
+            yield _event(
+                sequence,
+                "response.output_text.delta",
+                item_id="msg_1",
+                output_index=0,
+                content_index=0,
+                delta=piece,
+                logprobs=[],
+            )
+        content = [{"type": "output_text", "text": reply.text or "", "annotations": []}]
+        done = {**item, "status": "completed", "content": content}
+        yield _event(sequence, "response.output_item.done", output_index=0, item=done)
+    usage = {
+        "input_tokens": 10,
+        "output_tokens": 5,
+        "total_tokens": 15,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 0},
+    }
+    yield _event(sequence, "response.completed", response={**response, "status": "completed", "usage": usage})
 
 
 @contextmanager

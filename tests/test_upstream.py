@@ -207,3 +207,62 @@ def test_a_streamed_function_call_reaches_the_stream_helper(upstream: tuple[Fake
     assert kinds[-1] == "response.completed"
     (call,) = final.output
     assert (call.type, call.name, call.arguments) == ("function_call", "lookup", '{"word": "zmq"}')
+
+
+def test_a_responses_api_upstream_runs_the_tool(data_dir: Path) -> None:
+    """With KERNELGATE_UPSTREAM_API=responses the model is asked through the Responses API, with the same loop."""
+    with fake_upstream() as (fake, upstream_url):
+        settings = Settings(data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_api="responses")
+        with serve(settings) as base_url:
+            client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+            fake.script = [Reply(code="total = 2 + 40\nprint(total)"), Reply(text="It is 42.")]
+            with client.responses.stream(model="m", input="add", tools=AUTO, include=OUTPUTS) as stream:
+                deltas = [e.delta for e in stream if e.type == "response.code_interpreter_call_code.delta"]
+                response = stream.get_final_response()
+    assert "".join(deltas) == "total = 2 + 40\nprint(total)"
+    call, message = response.output
+    assert (call.type, message.type) == ("code_interpreter_call", "message")
+    assert call.outputs[0].logs == "42\n"
+    assert response.output_text == "It is 42."
+    assert response.usage is not None
+    assert response.usage.total_tokens == 30
+    follow = fake.requests[1]
+    assert follow["tools"][0]["name"] == "python"
+    assert follow["input"][-1] == {"type": "function_call_output", "call_id": call.id, "output": "42\n"}
+    assert follow["store"] is False
+
+
+def test_provider_prefixes_route_to_named_providers(data_dir: Path, tmp_path: Path) -> None:
+    """`Name/model` goes to provider Name with the prefix stripped; other names go to the default upstream."""
+    with (
+        fake_upstream() as (chat, chat_url),
+        fake_upstream() as (responses, responses_url),
+        fake_upstream() as (
+            default,
+            default_url,
+        ),
+    ):
+        providers = tmp_path / "providers.toml"
+        providers.write_text(
+            f'[ollama]\nbase_url = "{chat_url}"\n\n'
+            f'[OpenAI]\nbase_url = "{responses_url}"\napi = "responses"\napi_key_env = "FAKE_OPENAI_KEY"\n'
+        )
+        settings = Settings.from_env(
+            {
+                "KERNELGATE_DATA_DIR": str(data_dir),
+                "KERNELGATE_IMAGE": IMAGE,
+                "KERNELGATE_PROVIDERS": str(providers),
+                "KERNELGATE_UPSTREAM_BASE_URL": default_url,
+                "FAKE_OPENAI_KEY": "sk-test",
+            }
+        )
+        assert settings.providers["OpenAI"].api_key == "sk-test"
+        for fake in (chat, responses, default):
+            fake.script = [Reply(text="hello")]
+        with serve(settings) as base_url:
+            client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+            for model in ("ollama/qwen2.5-coder", "OpenAI/gpt-4.1-mini", "plain-model"):
+                assert client.responses.create(model=model, input="hi", tools=AUTO).output_text == "hello"
+    assert chat.requests[0]["model"] == "qwen2.5-coder"
+    assert responses.requests[0]["model"] == "gpt-4.1-mini"
+    assert default.requests[0]["model"] == "plain-model"

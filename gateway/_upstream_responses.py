@@ -1,0 +1,123 @@
+"""Models behind OpenAI's Responses API, with the python tool as a plain function tool.
+
+The same contract as `_upstream.py` (Chat Completions), over the other API: items go up as input items
+(each code call as a function_call and its function_call_output), and the streamed events come back as
+the tool loop's model events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from ._arguments import CodeArgumentDecoder, code_of
+from ._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ._model import (
+    CodeDelta,
+    CodeReady,
+    FunctionCallRequested,
+    FunctionTool,
+    ModelError,
+    ModelEvent,
+    TextDelta,
+    Turn,
+    Usage,
+)
+from ._upstream import python_tool, result_for_model, upstream_errors
+
+__all__ = ["ResponsesModel"]
+
+
+def _tool(chat_tool: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions function tool in the Responses API's flat shape."""
+    return {"type": "function", "strict": False, **chat_tool["function"]}
+
+
+def _function(tool: FunctionTool) -> dict[str, Any]:
+    flat = {"type": "function", "name": tool.name, "parameters": tool.parameters, "strict": False}
+    return {**flat, "description": tool.description} if tool.description else flat
+
+
+def input_items(turn: Turn) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for item in turn.items:
+        items.extend(_items_of(item))
+    return items
+
+
+def _items_of(item: Item) -> list[dict[str, Any]]:
+    if isinstance(item, UserMessage):
+        return [{"role": "user", "content": item.text}]
+    if isinstance(item, AssistantMessage):
+        return [{"role": "assistant", "content": item.text}]
+    if isinstance(item, FunctionCall):
+        return [{"type": "function_call", "call_id": item.call_id, "name": item.name, "arguments": item.arguments}]
+    if isinstance(item, FunctionOutput):
+        return [{"type": "function_call_output", "call_id": item.call_id, "output": item.output}]
+    assert isinstance(item, CodeCall)
+    arguments = json.dumps({"code": item.code})
+    return [
+        {"type": "function_call", "call_id": item.id, "name": "python", "arguments": arguments},
+        {"type": "function_call_output", "call_id": item.id, "output": result_for_model(item)},
+    ]
+
+
+class ResponsesModel:
+    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI) -> None:
+        self.name = name
+        self._upstream_model = upstream_model
+        self._client = client
+
+    async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
+        tools = [_tool(python_tool(turn.memory_limit)), *map(_function, turn.functions)]
+        with upstream_errors():
+            stream = await self._client.responses.create(
+                model=self._upstream_model,
+                instructions=turn.instructions,
+                input=input_items(turn),  # type: ignore[arg-type]  # plain dicts in the SDK's TypedDict shapes
+                tools=tools,  # type: ignore[arg-type]
+                parallel_tool_calls=False,
+                store=False,
+                stream=True,
+            )
+            async for event in self._events(stream):
+                yield event
+
+    async def _events(self, stream: Any) -> AsyncIterator[ModelEvent]:
+        calls: dict[str, tuple[str, str, CodeArgumentDecoder]] = {}  # item id -> name, call id, decoder
+        async for event in stream:
+            kind = event.type
+            if kind == "response.output_text.delta":
+                yield TextDelta(event.delta)
+            elif kind == "response.output_item.added" and event.item.type == "function_call":
+                calls[event.item.id] = (event.item.name, event.item.call_id, CodeArgumentDecoder())
+            elif kind == "response.function_call_arguments.delta" and event.item_id in calls:
+                name, _, decoder = calls[event.item_id]
+                code = decoder.feed(event.delta) if name == "python" else ""
+                if code:
+                    yield CodeDelta(code)
+            elif kind == "response.output_item.done" and event.item.type == "function_call":
+                for model_event in _finished_call(event.item, calls):
+                    yield model_event
+            elif kind == "response.completed" and event.response.usage is not None:
+                usage = event.response.usage
+                yield Usage(usage.input_tokens, usage.output_tokens)
+            elif kind in ("response.failed", "error"):
+                message = getattr(getattr(event, "response", None), "error", None) or event
+                msg = f"The upstream model failed: {getattr(message, 'message', message)}"
+                raise ModelError(msg)
+
+
+def _finished_call(item: Any, calls: dict[str, tuple[str, str, CodeArgumentDecoder]]) -> list[ModelEvent]:
+    name = item.name
+    if name != "python":
+        return [FunctionCallRequested(item.call_id, name, item.arguments)]
+    started = calls.get(item.id)
+    events: list[ModelEvent] = []
+    if started is None or not item.arguments.lstrip().startswith("{"):  # no deltas, or not JSON: take it whole
+        events.append(CodeDelta(code_of(item.arguments)))
+    events.append(CodeReady())
+    return events
