@@ -42,6 +42,7 @@ _VARIABLES = {
     "KERNELGATE_UPSTREAM_API_KEY": "upstream_api_key",
     "KERNELGATE_UPSTREAM_API": "upstream_api",
     "KERNELGATE_UPSTREAM_TIMEOUT": "upstream_timeout",
+    "KERNELGATE_UPSTREAM_STREAM": "upstream_stream",
     "KERNELGATE_CASSETTE": "cassette",
     "KERNELGATE_CASSETTE_MODE": "cassette_mode",
     "KERNELGATE_PROVIDERS": "providers_file",
@@ -56,6 +57,8 @@ class Provider(BaseModel):
     base_url: str
     api_key: str | None = None
     api: Literal["chat", "responses"] = "chat"
+    stream: bool = True
+    """Ask for streamed answers; false for Chat Completions servers that cannot stream tool calls."""
 
 
 def load_providers(path: Path, environ: Mapping[str, str]) -> dict[str, Provider]:
@@ -114,6 +117,7 @@ class Settings(BaseModel):
     upstream_api: Literal["chat", "responses"] = "chat"
     """Which API the default upstream speaks: Chat Completions, or OpenAI's Responses."""
     upstream_timeout: float = Field(default=120.0, gt=0)
+    upstream_stream: bool = True
     cassette: Path | None = None
     """A file of recorded upstream exchanges (see gateway/_cassette.py and the README)."""
     cassette_mode: Literal["record", "replay"] = "replay"
@@ -124,7 +128,12 @@ class Settings(BaseModel):
     def default_provider(self) -> Provider | None:
         if not self.upstream_base_url:
             return None
-        return Provider(base_url=self.upstream_base_url, api_key=self.upstream_api_key, api=self.upstream_api)
+        return Provider(
+            base_url=self.upstream_base_url,
+            api_key=self.upstream_api_key,
+            api=self.upstream_api,
+            stream=self.upstream_stream,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

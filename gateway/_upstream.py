@@ -80,6 +80,9 @@ def upstream_errors() -> Iterator[None]:
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         msg = f"The upstream model could not be reached: {exc.message}"
         raise ModelError(msg, 504 if isinstance(exc, openai.APITimeoutError) else 502) from exc
+    except (openai.OpenAIError, ValueError) as exc:  # a body the SDK could not parse, a bad event
+        msg = f"The upstream model sent something kernelgate cannot read: {exc}"
+        raise ModelError(msg, 502) from exc
 
 
 def chat_messages(turn: Turn) -> list[dict[str, Any]]:
@@ -126,27 +129,29 @@ def _function_tool(tool: FunctionTool) -> dict[str, Any]:
 
 
 class ChatModel:
-    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI) -> None:
+    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True) -> None:
         self.name = name
         self._upstream_model = upstream_model
         self._client = client
+        self._stream = stream
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
+        functions = {f.name for f in turn.functions}
         with upstream_errors():
-            stream = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
+            answer = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
                 model=self._upstream_model,
                 messages=chat_messages(turn),
                 tools=[python_tool(turn.memory_limit), *map(_function_tool, turn.functions)],
                 parallel_tool_calls=False,
-                stream=True,
-                stream_options={"include_usage": True},
+                stream=self._stream,
+                **({"stream_options": {"include_usage": True}} if self._stream else {}),
             )
-            async for event in self._events(stream, {f.name for f in turn.functions}):
+            events = self._events(answer, functions) if self._stream else _whole(answer, functions)
+            async for event in events:
                 yield event
 
     async def _events(self, stream: Any, functions: set[str]) -> AsyncIterator[ModelEvent]:
-        calls: dict[int, tuple[str, CodeArgumentDecoder, list[str]]] = {}
-        call_ids: dict[int, str] = {}
+        calls: dict[int, _ToolCall] = {}
         async for chunk in stream:
             if chunk.usage is not None:
                 yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
@@ -155,25 +160,64 @@ class ChatModel:
                 if delta.content:
                     yield TextDelta(delta.content)
                 for tool_call in delta.tool_calls or ():
-                    name, decoder, raw = calls.setdefault(tool_call.index, ("", CodeArgumentDecoder(), []))
-                    if tool_call.id:
-                        call_ids[tool_call.index] = tool_call.id
-                    function = tool_call.function
-                    if function is not None and function.name:
-                        calls[tool_call.index] = (function.name, decoder, raw)
-                    if function is not None and function.arguments:
-                        raw.append(function.arguments)
-                        code = decoder.feed(function.arguments) if calls[tool_call.index][0] == "python" else ""
-                        if code:
-                            yield CodeDelta(code)
-        for index, (name, _decoder, raw) in sorted(calls.items()):
-            if name in functions:
-                call_id = call_ids.get(index) or f"call_{index}"
-                yield FunctionCallRequested(call_id, name, "".join(raw))
-                continue
-            if name != "python":
-                msg = f"The upstream model called a tool kernelgate does not know: {name!r}."
-                raise ModelError(msg)
-            if not "".join(raw).lstrip().startswith("{"):  # arguments that are not JSON: take them as code
-                yield CodeDelta(code_of("".join(raw)))
-            yield CodeReady()
+                    call = calls.setdefault(tool_call.index, _ToolCall(f"call_{tool_call.index}"))
+                    code = call.add(tool_call.id, tool_call.function)
+                    if code:
+                        yield CodeDelta(code)
+        for _, call in sorted(calls.items()):
+            for event in call.finish(functions):
+                yield event
+
+
+class _ToolCall:
+    """One tool call as its stream fragments arrive; python's code is decoded as it comes."""
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+        self.name = ""
+        self._raw: list[str] = []
+        self._decoder = CodeArgumentDecoder()
+        self._streamed = False
+
+    def add(self, call_id: str | None, function: Any) -> str:
+        """Take a fragment; return the code it adds (python only)."""
+        self.call_id = call_id or self.call_id
+        if function is None:
+            return ""
+        self.name = function.name or self.name
+        if not function.arguments:
+            return ""
+        self._raw.append(function.arguments)
+        code = self._decoder.feed(function.arguments) if self.name == "python" else ""
+        self._streamed = self._streamed or bool(code)
+        return code
+
+    def add_whole(self, arguments: str) -> None:
+        """The complete arguments at once (a non-streamed completion)."""
+        self._raw.append(arguments)
+
+    def finish(self, functions: set[str]) -> list[ModelEvent]:
+        arguments = "".join(self._raw)
+        if self.name in functions:
+            return [FunctionCallRequested(self.call_id, self.name, arguments)]
+        if self.name != "python":
+            msg = f"The upstream model called a tool kernelgate does not know: {self.name!r}."
+            raise ModelError(msg)
+        if self._streamed:
+            return [CodeReady()]
+        return [CodeDelta(code_of(arguments)), CodeReady()]  # not JSON, or sent whole
+
+
+async def _whole(completion: Any, functions: set[str]) -> AsyncIterator[ModelEvent]:
+    """A non-streamed completion as the same events, for upstreams that do not stream."""
+    if completion.usage is not None:
+        yield Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+    for choice in completion.choices[:1]:
+        if choice.message.content:
+            yield TextDelta(choice.message.content)
+        for tool_call in choice.message.tool_calls or ():
+            call = _ToolCall(tool_call.id)
+            call.name = tool_call.function.name
+            call.add_whole(tool_call.function.arguments)
+            for event in call.finish(functions):
+                yield event

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import openai
@@ -33,12 +35,12 @@ def test_root(docker_client: docker.DockerClient) -> Iterator[Path]:
     yield root
     leaked = [
         c
-        for c in docker_client.containers.list(all=True, filters={"label": "kernelgate.managed=true"})
-        if c.labels.get("kernelgate.data_dir", "").startswith(str(root))
+        for c in labelled(docker_client, "kernelgate.managed=true")
+        if c["Labels"].get("kernelgate.data_dir", "").startswith(str(root))
     ]
     for container in leaked:
-        container.remove(force=True)
-    assert not leaked, f"tests leaked containers: {[c.name for c in leaked]}"
+        docker_client.api.remove_container(container["Id"], force=True)
+    assert not leaked, f"tests leaked containers: {[c['Names'] for c in leaked]}"
 
 
 @pytest.fixture
@@ -89,10 +91,35 @@ def client(openai_base_url: str) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
+_CLIENTS: list[openai.OpenAI] = []
+
+
+def sdk_for(base_url: str, *, api_key: str = "unused", timeout: float = 60) -> openai.OpenAI:
+    """The official SDK pointed at a gateway, without retries; closed at the end of the test."""
+    made = openai.OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0, timeout=timeout)
+    _CLIENTS.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """An SDK client left open leaks its sockets; warnings are errors here, and GC would raise them anywhere."""
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
+def labelled(client: docker.DockerClient, label: str) -> list[dict[str, Any]]:
+    """Containers with a label, as Docker's summaries: one call, so none can vanish between two."""
+    return list(client.api.containers(all=True, filters={"label": label}))
+
+
 def container_of(client: docker.DockerClient, container_id: str) -> Container | None:
-    """The Docker container behind an OpenAI container id, found by its label."""
-    found = client.containers.list(all=True, filters={"label": f"kernelgate.label.container_id={container_id}"})
-    return found[0] if found else None
+    """The Docker container behind an OpenAI container id, found by its label (None once it is gone)."""
+    for summary in labelled(client, f"kernelgate.label.container_id={container_id}"):
+        with contextlib.suppress(docker.errors.NotFound):
+            return client.containers.get(summary["Id"])
+    return None
 
 
 def run_in(container: Container, command: str) -> str:

@@ -28,6 +28,8 @@ class Reply:
     hang: float | None = None
     function: tuple[str, str] | None = None
     """A call of a client function tool: (name, JSON arguments)."""
+    garbage: bool = False
+    """Answer with a stream that is not Chat Completions chunks."""
     pieces: int = 4
 
 
@@ -56,6 +58,10 @@ class FakeUpstream:
                     }
                 }
                 return JSONResponse(error, status_code=reply.status)
+            if not body.get("stream"):
+                return JSONResponse(_completion(reply))
+            if reply.garbage:
+                return Response("data: {not json at all\n\n", media_type="text/event-stream")
             return StreamingResponse(_chunks(reply), media_type="text/event-stream")
 
         @app.post("/v1/responses")
@@ -107,6 +113,25 @@ async def _chunks(reply: Reply) -> AsyncIterator[str]:
         yield _chunk({}, "stop")
     yield _chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
     yield "data: [DONE]\n\n"
+
+
+def _completion(reply: Reply) -> dict[str, Any]:
+    """A whole (non-streamed) chat completion for one reply."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if reply.code is not None or reply.function is not None:
+        name, arguments = reply.function or ("python", json.dumps({"code": reply.code}))
+        message["tool_calls"] = [
+            {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+        ]
+    finish = "tool_calls" if "tool_calls" in message else "stop"
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
 
 
 def _event(sequence: list[int], kind: str, **fields: Any) -> str:

@@ -21,12 +21,11 @@ from sandbox import (
     SandboxSpec,
 )
 
-from .conftest import config_for
+from .conftest import config_for, labelled
 
 
 def _containers(client: docker.DockerClient, data_dir: Path) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"kernelgate.data_dir={data_dir}"})
-    return [c.id for c in found]
+    return [c["Id"] for c in labelled(client, f"kernelgate.data_dir={data_dir}")]
 
 
 async def test_idle_sandbox_expires_and_is_removed(data_dir: Path, docker_client: docker.DockerClient) -> None:

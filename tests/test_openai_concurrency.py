@@ -6,16 +6,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
-import openai
 
 from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE
+from .conftest import IMAGE, labelled, sdk_for
 
 
 def _one_client(base_url: str, number: int) -> bytes:
-    sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+    sdk = sdk_for(base_url, timeout=120)
     created = sdk.containers.create(name=f"client-{number}", memory_limit="1g")
     payload = f"client {number}\n".encode()
     uploaded = sdk.containers.files.create(created.id, file=(f"c{number}.txt", payload))
@@ -31,5 +30,5 @@ def test_twenty_clients_create_use_and_delete_at_once(data_dir: Path, docker_cli
         with ThreadPoolExecutor(max_workers=20) as pool:
             contents = list(pool.map(lambda n: _one_client(base_url, n), range(20)))
         assert contents == [f"client {n}\n".encode() for n in range(20)]
-        left = docker_client.containers.list(all=True, filters={"label": f"kernelgate.data_dir={data_dir}"})
+        left = labelled(docker_client, f"kernelgate.data_dir={data_dir}")
         assert left == []

@@ -14,7 +14,7 @@ import pytest
 from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, container_of, run_in
+from .conftest import IMAGE, container_of, labelled, run_in, sdk_for
 
 
 def test_create_has_openai_defaults(client: openai.OpenAI, docker_client: docker.DockerClient) -> None:
@@ -80,12 +80,13 @@ def test_unknown_file_ids_are_a_404_and_create_nothing(
 ) -> None:
     """One unknown id in file_ids fails the whole creation before any container starts."""
     known = client.files.create(file=("a.txt", b"a"), purpose="user_data")
-    running = len(docker_client.containers.list(filters={"label": "kernelgate.managed=true"}))
+    before = {c["Id"] for c in labelled(docker_client, "kernelgate.managed=true")}
     with pytest.raises(openai.NotFoundError) as caught:
         client.containers.create(name="x", file_ids=[known.id, "file-missing"])
     assert caught.value.body["message"] == "No such File object: file-missing"  # type: ignore[index]
     assert caught.value.param == "file_ids"
-    assert len(docker_client.containers.list(filters={"label": "kernelgate.managed=true"})) == running
+    # No new container (others of the suite may be going away meanwhile, which does not matter).
+    assert {c["Id"] for c in labelled(docker_client, "kernelgate.managed=true")} <= before
 
 
 def test_file_ids_are_in_mnt_data_for_the_code(client: openai.OpenAI, docker_client: docker.DockerClient) -> None:
@@ -206,14 +207,14 @@ def test_errors_keep_openai_shape_for_any_failure(openai_base_url: str) -> None:
 def test_api_key_is_required_when_configured(data_dir: Path) -> None:
     """With KERNELGATE_API_KEY set, /v1 needs the bearer key; /health stays open."""
     with serve(Settings(data_dir=data_dir, image=IMAGE, api_key="sekrit")) as base_url:
-        wrong = openai.OpenAI(base_url=f"{base_url}/v1", api_key="wrong", max_retries=0)
+        wrong = sdk_for(base_url, api_key="wrong")
         with pytest.raises(openai.AuthenticationError) as caught:
             wrong.files.list()
         assert caught.value.code == "invalid_api_key"
         missing = httpx.get(f"{base_url}/v1/files")
         assert missing.status_code == 401
         assert "Authorization" in missing.json()["error"]["message"]
-        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="sekrit", max_retries=0)
+        sdk = sdk_for(base_url, api_key="sekrit")
         assert sdk.files.list().data == []
         assert httpx.get(f"{base_url}/health").status_code == 200
 
@@ -222,7 +223,7 @@ def test_a_gateway_restart_loses_nothing(data_dir: Path, docker_client: docker.D
     """Files, container metadata, container files and the live kernel container survive a restart."""
     settings = Settings(data_dir=data_dir, image=IMAGE)
     with serve(settings, purge=False) as base_url:
-        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        sdk = sdk_for(base_url)
         upload = sdk.files.create(file=("kept.txt", b"kept"), purpose="user_data")
         created = sdk.containers.create(name="survivor", file_ids=[upload.id])
         backing = container_of(docker_client, created.id)
@@ -230,7 +231,7 @@ def test_a_gateway_restart_loses_nothing(data_dir: Path, docker_client: docker.D
         run_in(backing, "echo made-by-code > /mnt/data/made.txt")
         before = sorted(f.path for f in sdk.containers.files.list(created.id))
     with serve(settings) as base_url:
-        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        sdk = sdk_for(base_url)
         assert sdk.files.content(upload.id).read() == b"kept"
         assert sdk.containers.retrieve(created.id).status == "running"
         assert sorted(f.path for f in sdk.containers.files.list(created.id)) == before
@@ -255,7 +256,7 @@ def test_openapi_document_lists_the_routes(openai_base_url: str) -> None:
 def test_without_docker_containers_are_503_and_files_still_work(data_dir: Path) -> None:
     """An unreachable engine is a 503 that says so (and asks the SDK not to retry); files need no Docker."""
     with serve(Settings(data_dir=data_dir, docker_host="unix:///nonexistent/docker.sock")) as base_url:
-        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        sdk = sdk_for(base_url)
         with pytest.raises(openai.InternalServerError) as caught:
             sdk.containers.create(name="x")
         assert caught.value.status_code == 503

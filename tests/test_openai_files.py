@@ -11,7 +11,7 @@ import pytest
 from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE
+from .conftest import IMAGE, sdk_for
 
 
 def test_upload_retrieve_download_and_delete(client: openai.OpenAI) -> None:
@@ -84,7 +84,7 @@ def test_uploads_over_the_limit_are_413_and_store_nothing(data_dir: Path) -> Non
     """A body past KERNELGATE_MAX_UPLOAD_BYTES is refused, by Content-Length or while streaming."""
     settings = Settings(data_dir=data_dir, image=IMAGE, max_upload_bytes=100_000)
     with serve(settings) as base_url:
-        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        sdk = sdk_for(base_url)
         with pytest.raises(openai.APIStatusError) as caught:
             sdk.files.create(file=("big.bin", b"x" * 300_000), purpose="user_data")
         assert caught.value.status_code == 413

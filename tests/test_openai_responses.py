@@ -325,10 +325,10 @@ def test_a_timeout_is_an_incomplete_call(data_dir: Path) -> None:
     from gateway import Settings
     from gateway.testing import serve
 
-    from .conftest import IMAGE
+    from .conftest import IMAGE, sdk_for
 
     with serve(Settings(data_dir=data_dir, image=IMAGE, execution_timeout=1)) as base_url:
-        sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        sdk = sdk_for(base_url)
         response = sdk.responses.create(
             model="kernelgate/exec",
             input="import time\nprint('started')\ntime.sleep(30)",

@@ -13,7 +13,7 @@ import pytest
 from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE
+from .conftest import IMAGE, sdk_for
 from .fake_upstream import FakeUpstream, Reply, fake_upstream
 
 AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
@@ -27,7 +27,7 @@ def upstream(data_dir: Path) -> Iterator[tuple[FakeUpstream, openai.OpenAI]]:
             data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_timeout=2, max_iterations=3
         )
         with serve(settings) as base_url:
-            yield fake, openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=60)
+            yield fake, sdk_for(base_url, timeout=60)
 
 
 def test_the_model_calls_the_tool_then_answers(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
@@ -150,7 +150,7 @@ def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path)
 
     def run(settings: Settings) -> dict[str, object]:
         with serve(settings) as base_url:
-            client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+            client = sdk_for(base_url)
             response = client.responses.create(**request)  # type: ignore[call-overload]
             return {
                 "text": response.output_text,
@@ -187,7 +187,7 @@ def test_replay_of_an_unrecorded_request_names_it_and_the_cassette(data_dir: Pat
     cassette = tmp_path / "empty.json"
     cassette.write_text(json.dumps({"kernelgate_cassette": 1, "interactions": []}))
     with serve(Settings(data_dir=data_dir, image=IMAGE, cassette=cassette)) as base_url:
-        client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+        client = sdk_for(base_url)
         response = client.responses.create(model="m", input="hi", tools=AUTO)
     assert response.status == "failed"
     assert response.error is not None
@@ -214,7 +214,7 @@ def test_a_responses_api_upstream_runs_the_tool(data_dir: Path) -> None:
     with fake_upstream() as (fake, upstream_url):
         settings = Settings(data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_api="responses")
         with serve(settings) as base_url:
-            client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+            client = sdk_for(base_url)
             fake.script = [Reply(code="total = 2 + 40\nprint(total)"), Reply(text="It is 42.")]
             with client.responses.stream(model="m", input="add", tools=AUTO, include=OUTPUTS) as stream:
                 deltas = [e.delta for e in stream if e.type == "response.code_interpreter_call_code.delta"]
@@ -260,9 +260,35 @@ def test_provider_prefixes_route_to_named_providers(data_dir: Path, tmp_path: Pa
         for fake in (chat, responses, default):
             fake.script = [Reply(text="hello")]
         with serve(settings) as base_url:
-            client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0)
+            client = sdk_for(base_url)
             for model in ("ollama/qwen2.5-coder", "OpenAI/gpt-4.1-mini", "plain-model"):
                 assert client.responses.create(model=model, input="hi", tools=AUTO).output_text == "hello"
     assert chat.requests[0]["model"] == "qwen2.5-coder"
     assert responses.requests[0]["model"] == "gpt-4.1-mini"
     assert default.requests[0]["model"] == "plain-model"
+
+
+def test_malformed_upstream_output_fails_the_response(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """A stream that is not Chat Completions ends the response as failed, not as a 500."""
+    fake, client = upstream
+    fake.script = [Reply(garbage=True)]
+    response = client.responses.create(model="m", input="hi", tools=AUTO)
+    assert response.status == "failed"
+    assert response.error is not None
+    assert "cannot read" in response.error.message
+
+
+def test_an_upstream_that_does_not_stream(data_dir: Path) -> None:
+    """KERNELGATE_UPSTREAM_STREAM=false asks for whole completions; the client still gets the same output."""
+    with fake_upstream() as (fake, upstream_url):
+        settings = Settings(data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_stream=False)
+        with serve(settings) as base_url:
+            client = sdk_for(base_url)
+            fake.script = [Reply(code="print('whole')"), Reply(text="Printed.")]
+            response = client.responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS)
+    call, _ = response.output
+    assert (call.code, call.outputs[0].logs) == ("print('whole')", "whole\n")
+    assert response.output_text == "Printed."
+    assert fake.requests[0]["stream"] is False
+    assert response.usage is not None
+    assert response.usage.total_tokens == 30
