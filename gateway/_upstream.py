@@ -28,7 +28,7 @@ from ._model import (
     Usage,
 )
 
-__all__ = ["ChatModel", "python_tool", "result_for_model", "upstream_errors"]
+__all__ = ["ChatModel", "function_tool", "python_tool", "result_for_model", "upstream_errors"]
 
 _LOG_LIMIT = 20_000
 
@@ -121,7 +121,7 @@ def _messages_of(item: Item) -> list[dict[str, Any]]:
     ]
 
 
-def _function_tool(tool: FunctionTool) -> dict[str, Any]:
+def function_tool(tool: FunctionTool) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
     if tool.description:
         function["description"] = tool.description
@@ -141,7 +141,7 @@ class ChatModel:
             answer = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
                 model=self._upstream_model,
                 messages=chat_messages(turn),
-                tools=[python_tool(turn.memory_limit), *map(_function_tool, turn.functions)],
+                tools=[python_tool(turn.memory_limit), *map(function_tool, turn.functions)],
                 parallel_tool_calls=False,
                 stream=self._stream,
                 **({"stream_options": {"include_usage": True}} if self._stream else {}),

@@ -19,14 +19,13 @@ from ._model import (
     CodeDelta,
     CodeReady,
     FunctionCallRequested,
-    FunctionTool,
     ModelError,
     ModelEvent,
     TextDelta,
     Turn,
     Usage,
 )
-from ._upstream import python_tool, result_for_model, upstream_errors
+from ._upstream import function_tool, python_tool, result_for_model, upstream_errors
 
 __all__ = ["ResponsesModel"]
 
@@ -34,11 +33,6 @@ __all__ = ["ResponsesModel"]
 def _tool(chat_tool: dict[str, Any]) -> dict[str, Any]:
     """A Chat Completions function tool in the Responses API's flat shape."""
     return {"type": "function", "strict": False, **chat_tool["function"]}
-
-
-def _function(tool: FunctionTool) -> dict[str, Any]:
-    flat = {"type": "function", "name": tool.name, "parameters": tool.parameters, "strict": False}
-    return {**flat, "description": tool.description} if tool.description else flat
 
 
 def input_items(turn: Turn) -> list[dict[str, Any]]:
@@ -72,7 +66,7 @@ class ResponsesModel:
         self._client = client
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
-        tools = [_tool(python_tool(turn.memory_limit)), *map(_function, turn.functions)]
+        tools = [_tool(python_tool(turn.memory_limit)), *(_tool(function_tool(f)) for f in turn.functions)]
         with upstream_errors():
             stream = await self._client.responses.create(
                 model=self._upstream_model,
