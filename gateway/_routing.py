@@ -73,5 +73,5 @@ class ModelRouter:
 
 def _model_for(provider: Provider, name: str, upstream_model: str, client: openai.AsyncOpenAI) -> Model:
     if provider.api == "responses":
-        return ResponsesModel(name, upstream_model, client)
-    return ChatModel(name, upstream_model, client, stream=provider.stream)
+        return ResponsesModel(name, upstream_model, client, vision=provider.vision)
+    return ChatModel(name, upstream_model, client, stream=provider.stream, vision=provider.vision)

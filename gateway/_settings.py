@@ -43,6 +43,7 @@ _VARIABLES = {
     "KERNELGATE_UPSTREAM_API": "upstream_api",
     "KERNELGATE_UPSTREAM_TIMEOUT": "upstream_timeout",
     "KERNELGATE_UPSTREAM_STREAM": "upstream_stream",
+    "KERNELGATE_UPSTREAM_VISION": "upstream_vision",
     "KERNELGATE_CASSETTE": "cassette",
     "KERNELGATE_CASSETTE_MODE": "cassette_mode",
     "KERNELGATE_PROVIDERS": "providers_file",
@@ -59,6 +60,8 @@ class Provider(BaseModel):
     api: Literal["chat", "responses"] = "chat"
     stream: bool = True
     """Ask for streamed answers; false for Chat Completions servers that cannot stream tool calls."""
+    vision: bool = False
+    """The models take image input: the figures code displays are attached after its result."""
 
 
 def load_providers(path: Path, environ: Mapping[str, str]) -> dict[str, Provider]:
@@ -118,6 +121,7 @@ class Settings(BaseModel):
     """Which API the default upstream speaks: Chat Completions, or OpenAI's Responses."""
     upstream_timeout: float = Field(default=120.0, gt=0)
     upstream_stream: bool = True
+    upstream_vision: bool = False
     cassette: Path | None = None
     """A file of recorded upstream exchanges (see gateway/_cassette.py and the README)."""
     cassette_mode: Literal["record", "replay"] = "replay"
@@ -133,6 +137,7 @@ class Settings(BaseModel):
             api_key=self.upstream_api_key,
             api=self.upstream_api,
             stream=self.upstream_stream,
+            vision=self.upstream_vision,
         )
 
     @classmethod

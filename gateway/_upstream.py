@@ -7,6 +7,7 @@ as tool messages. The openai SDK is the client: it brings streaming, timeouts an
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -85,13 +86,24 @@ def upstream_errors() -> Iterator[None]:
         raise ModelError(msg, 502) from exc
 
 
-def chat_messages(turn: Turn) -> list[dict[str, Any]]:
+def chat_messages(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
+    """The conversation as Chat Completions messages; with `vision`, a call's images follow its result."""
     messages: list[dict[str, Any]] = []
     if turn.instructions:
         messages.append({"role": "system", "content": turn.instructions})
     for item in turn.items:
         messages.extend(_messages_of(item))
+        if vision and isinstance(item, CodeCall) and item.images:
+            parts = [{"type": "image_url", "image_url": {"url": url}} for url in image_urls(item)]
+            messages.append({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *parts]})
     return messages
+
+
+IMAGES_NOTE = "The images the python call above displayed:"
+
+
+def image_urls(call: CodeCall) -> list[str]:
+    return ["data:image/png;base64," + base64.b64encode(png).decode() for png in call.images]
 
 
 def _messages_of(item: Item) -> list[dict[str, Any]]:
@@ -129,18 +141,21 @@ def function_tool(tool: FunctionTool) -> dict[str, Any]:
 
 
 class ChatModel:
-    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True) -> None:
+    def __init__(
+        self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True, vision: bool = False
+    ) -> None:
         self.name = name
         self._upstream_model = upstream_model
         self._client = client
         self._stream = stream
+        self._vision = vision
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
         functions = {f.name for f in turn.functions}
         with upstream_errors():
             answer = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
                 model=self._upstream_model,
-                messages=chat_messages(turn),
+                messages=chat_messages(turn, self._vision),
                 tools=[python_tool(turn.memory_limit), *map(function_tool, turn.functions)],
                 parallel_tool_calls=False,
                 stream=self._stream,

@@ -25,7 +25,7 @@ from ._model import (
     Turn,
     Usage,
 )
-from ._upstream import function_tool, python_tool, result_for_model, upstream_errors
+from ._upstream import IMAGES_NOTE, function_tool, image_urls, python_tool, result_for_model, upstream_errors
 
 __all__ = ["ResponsesModel"]
 
@@ -35,10 +35,14 @@ def _tool(chat_tool: dict[str, Any]) -> dict[str, Any]:
     return {"type": "function", "strict": False, **chat_tool["function"]}
 
 
-def input_items(turn: Turn) -> list[dict[str, Any]]:
+def input_items(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
+    """The conversation as Responses input items; with `vision`, a call's images follow its output."""
     items: list[dict[str, Any]] = []
     for item in turn.items:
         items.extend(_items_of(item))
+        if vision and isinstance(item, CodeCall) and item.images:
+            parts = [{"type": "input_image", "image_url": url} for url in image_urls(item)]
+            items.append({"role": "user", "content": [{"type": "input_text", "text": IMAGES_NOTE}, *parts]})
     return items
 
 
@@ -60,10 +64,11 @@ def _items_of(item: Item) -> list[dict[str, Any]]:
 
 
 class ResponsesModel:
-    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI) -> None:
+    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, vision: bool = False) -> None:
         self.name = name
         self._upstream_model = upstream_model
         self._client = client
+        self._vision = vision
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
         tools = [_tool(python_tool(turn.memory_limit)), *(_tool(function_tool(f)) for f in turn.functions)]
@@ -71,7 +76,7 @@ class ResponsesModel:
             stream = await self._client.responses.create(
                 model=self._upstream_model,
                 instructions=turn.instructions,
-                input=input_items(turn),  # type: ignore[arg-type]  # plain dicts in the SDK's TypedDict shapes
+                input=input_items(turn, self._vision),  # type: ignore[arg-type]  # plain dicts in the SDK's TypedDict shapes
                 tools=tools,  # type: ignore[arg-type]
                 parallel_tool_calls=False,
                 store=False,

@@ -292,3 +292,34 @@ def test_an_upstream_that_does_not_stream(data_dir: Path) -> None:
     assert fake.requests[0]["stream"] is False
     assert response.usage is not None
     assert response.usage.total_tokens == 30
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_images_are_attached_for_vision_upstreams(data_dir: Path, api: str) -> None:
+    """With KERNELGATE_UPSTREAM_VISION the figure a call displayed reaches the model as an image after its result."""
+    with fake_upstream() as (fake, upstream_url):
+        settings = Settings(
+            data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_api=api, upstream_vision=True
+        )  # type: ignore[arg-type]
+        with serve(settings) as base_url:
+            fake.script = [
+                Reply(code="import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"),
+                Reply(text="A line."),
+            ]
+            sdk_for(base_url).responses.create(model="m", input="plot", tools=AUTO)
+    follow = fake.requests[1]
+    last = (follow["messages"] if api == "chat" else follow["input"])[-1]
+    assert last["role"] == "user"
+    image = last["content"][1]
+    url = image["image_url"]["url"] if api == "chat" else image["image_url"]
+    assert url.startswith("data:image/png;base64,")
+
+
+def test_without_vision_images_are_only_described(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """By default the model reads that images were shown, and gets no image input it may not accept."""
+    fake, client = upstream
+    fake.script = [Reply(code="import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"), Reply(text="ok")]
+    client.responses.create(model="m", input="plot", tools=AUTO)
+    last = fake.requests[1]["messages"][-1]
+    assert last["role"] == "tool"
+    assert "displayed 1 image" in last["content"]
