@@ -6,9 +6,9 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import TypeAdapter
 
@@ -18,14 +18,14 @@ from .._containers import ContainerService
 from .._conversation import CodeCall, Item
 from .._errors import GatewayError, InvalidRequest, NotFound
 from .._ids import new_hex_id
-from .._loop import LoopEvent, ToolLoop
+from .._loop import LoopEvent
 from .._model import Model, ModelError
 from .._records import NetworkPolicy, ResponseRecord
 from .._routing import ModelRouter
 from .._store import Store
 from ._responses_input import CodeInterpreterTool, CreateResponseRequest, parse_input
 from ._responses_render import ResponseBuilder, sse
-from ._shared import Containers
+from ._shared import Containers, Loop, Responses
 
 __all__ = ["router"]
 
@@ -34,23 +34,9 @@ router = APIRouter(prefix="/v1/responses", tags=["responses"])
 _ITEMS = TypeAdapter(list[Item])
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-def _loop(request: Request) -> ToolLoop:
-    loop: ToolLoop = request.app.state.loop
-    return loop
-
-
 def _model(request: Request, name: str) -> Model:
     router: ModelRouter = request.app.state.models
     return router.model(name)
-
-
-Responses = Annotated[Store, Depends(_store)]
-Loop = Annotated[ToolLoop, Depends(_loop)]
 
 
 @router.post("", summary="Create a model response, running code_interpreter calls in a sandbox")

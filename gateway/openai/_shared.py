@@ -11,10 +11,12 @@ from fastapi.responses import StreamingResponse
 
 from .._containers import ContainerService
 from .._files import FileService
+from .._loop import ToolLoop
 from .._records import Page
+from .._store import Store
 from ._models import ListObject
 
-__all__ = ["Containers", "Files", "Order", "fd_response", "list_object"]
+__all__ = ["Containers", "Files", "Loop", "Order", "Responses", "fd_response", "list_object"]
 
 T = TypeVar("T")
 W = TypeVar("W")
@@ -32,8 +34,20 @@ def _files(request: Request) -> FileService:
     return service
 
 
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _loop(request: Request) -> ToolLoop:
+    loop: ToolLoop = request.app.state.loop
+    return loop
+
+
 Containers = Annotated[ContainerService, Depends(_containers)]
 Files = Annotated[FileService, Depends(_files)]
+Responses = Annotated[Store, Depends(_store)]
+Loop = Annotated[ToolLoop, Depends(_loop)]
 
 
 def list_object(page: Page[T], render: Callable[[T], W], ids: Callable[[W], str]) -> ListObject[W]:
