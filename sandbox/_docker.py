@@ -251,7 +251,8 @@ class ContainerRuntime:
                 found = api.containers(all=True, filters={"label": [f"{MANAGED_LABEL}=true", label]})
                 infos = []
                 for summary in found:
-                    with contextlib.suppress(ContainerGone):
+                    # Removed between the listing and its inspection (by its own manager, say): skip it.
+                    with contextlib.suppress(docker.errors.NotFound):
                         infos.append(_info(api.inspect_container(summary["Id"])))
                 return infos
 

@@ -215,3 +215,29 @@ async def test_missing_image_is_a_clear_error(data_dir: Path) -> None:
             await manager.create()
         assert "make image" in str(caught.value)
         assert manager.sandboxes() == []
+
+
+async def test_a_container_removed_while_a_manager_starts_is_skipped(
+    data_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    """Listing leftovers while another process removes containers does not fail the start."""
+    from sandbox._docker import ContainerRuntime
+
+    runtime = ContainerRuntime(None)
+    first = SandboxManager(config_for(data_dir))
+    await first.start()
+    sandbox = await first.create(SandboxSpec(memory_limit="256m"))
+    assert sandbox.container_id is not None
+    original = docker_client.api.inspect_container
+
+    def remove_then_inspect(container_id: str) -> object:
+        docker_client.api.remove_container(container_id, force=True)  # gone between list and inspect
+        return original(container_id)
+
+    client = runtime._docker()
+    client.api.inspect_container = remove_then_inspect  # type: ignore[method-assign]
+    try:
+        assert await runtime.list_managed(f"kernelgate.data_dir={data_dir}") == []
+    finally:
+        runtime.close()
+        await first.close()
