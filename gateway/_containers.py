@@ -84,15 +84,19 @@ class ContainerService:
 
     def get(self, container_id: str, *, touch: bool = True) -> ContainerRecord:
         """The container's record, its status brought up to date; any retrieval counts as activity."""
+        return self._current(container_id, touch)[0]
+
+    def _current(self, container_id: str, touch: bool) -> tuple[ContainerRecord, Sandbox | None]:
+        """The up-to-date record and, while it runs, its sandbox (touched if asked)."""
         record = self._store.get_container(container_id)
         if record is None:
             raise NotFound(container_id, kind="Container", param="container_id")
         sandbox = self._live(record)
         if sandbox is None:
-            return self._store.get_container(container_id) or record
+            return self._store.get_container(container_id) or record, None
         if touch:
             sandbox.touch()
-        return self._with_activity(record, sandbox)
+        return self._with_activity(record, sandbox), sandbox
 
     def list_containers(self, after: str | None, limit: int, order: Order, name: str | None) -> Page[ContainerRecord]:
         try:
@@ -112,8 +116,7 @@ class ContainerService:
 
     def sandbox(self, container_id: str) -> Sandbox:
         """The live sandbox of a running container; ContainerExpired once it has expired."""
-        record = self.get(container_id)
-        sandbox = self._live(record)
+        sandbox = self._current(container_id, touch=True)[1]
         if sandbox is None:
             raise ContainerExpired(container_id)
         return sandbox

@@ -162,7 +162,7 @@ class Sandbox:
         limit = timeout if timeout is not None else self._config.execution_timeout
         async with self._lock:
             kernel = await self._ready_kernel()
-            self._touch()
+            self.touch()
             self._box.oom_event = False
             oom_kills = self._box.oom_kills()
             before = await self._scan()
@@ -178,7 +178,7 @@ class Sandbox:
             if verdict is None:  # abandoned: the code was stopped and nobody waits for a result
                 return
             count = await kernel.execution_count(1.0) if verdict.state_kept else None
-            self._touch()
+            self.touch()
             after = await self._scan()
             errors = [o for o in outputs if isinstance(o, ErrorOutput)]
             status, message = verdict.status, verdict.message
@@ -285,7 +285,7 @@ class Sandbox:
         """Start a fresh kernel: every variable is lost, files in /mnt/data are kept."""
         async with self._lock:
             self._check_open()
-            self._touch()
+            self.touch()
             await self._restart()
 
     # -- files in /mnt/data -----------------------------------------------------------------------
@@ -318,7 +318,7 @@ class Sandbox:
     @contextlib.contextmanager
     def _file_errors(self, name: str) -> Iterator[None]:
         self._check_open()
-        self._touch()
+        self.touch()
         try:
             yield
         except FileNotFoundError as exc:
@@ -331,8 +331,6 @@ class Sandbox:
     def touch(self) -> None:
         """Count as activity now: pushes expiry back by `spec.idle_timeout`. Every operation does this."""
         self.last_active = time.time()
-
-    _touch = touch
 
     def _save_activity(self) -> None:
         """Keep last activity on disk (as a file's mtime) so that expiry survives a manager restart."""
