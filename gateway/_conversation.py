@@ -1,7 +1,8 @@
 """The gateway's own vocabulary for a conversation with a model that has the code interpreter.
 
-Every wire format (OpenAI Responses now; Anthropic and Gemini later) translates its input into these
-items and renders the tool loop's events (`_loop.py`) back out; models see only these types.
+The client's wire format (OpenAI Responses) translates its input into these items and renders the tool
+loop's events (`_loop.py`) back out; each upstream API translates them into its own request. Models
+see only these types.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class CodeCall(_Value):
     images: tuple[bytes, ...] = ()
     """PNG images the code displayed, in order."""
     files: tuple[WrittenFile, ...] = ()
+    signature: bytes | None = None
+    """Opaque data the model's provider attached to the call (Gemini's thought signature), sent back with it."""
 
 
 class FunctionCall(_Value):
@@ -90,6 +93,7 @@ class FunctionCall(_Value):
     call_id: str
     name: str
     arguments: str
+    signature: bytes | None = None
 
 
 class FunctionOutput(_Value):

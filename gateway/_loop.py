@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, ResultOutput, StreamOutput
 
 from ._containers import ContainerService
 from ._conversation import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, WrittenFile
 from ._ids import new_hex_id
-from ._model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, Model, TextDelta, Turn, Usage
+from ._model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, Model, Stopped, TextDelta, Turn, Usage
 
 __all__ = [
     "CallCodeDelta",
@@ -103,7 +104,7 @@ class UsageReported:
 
 @dataclass(frozen=True, slots=True)
 class LoopStopped:
-    """The loop hit its iteration limit before the model answered: the response is incomplete."""
+    """The response ends incomplete: the iteration limit, or the model's turn was cut short."""
 
     reason: str
 
@@ -137,6 +138,7 @@ class ToolLoop:
         container_id: str,
         max_iterations: int | None = None,
         functions: Sequence[FunctionTool] = (),
+        max_output_tokens: int | None = None,
     ) -> AsyncIterator[LoopEvent]:
         """Run turns of `model` until one answers without code; the code runs in `container_id`.
 
@@ -147,52 +149,89 @@ class ToolLoop:
         limit = min(self._max_iterations, max_iterations or self._max_iterations)
         memory_limit = self._containers.get(container_id, touch=False).memory_limit
         for _ in range(limit):
-            ran_code = called_function = False
-            turn = Turn(instructions, history, memory_limit, functions)
+            ran_code = ended = False
+            turn = Turn(instructions, history, memory_limit, functions, max_output_tokens)
             async for event in self._turn(model, turn, container_id):
                 if isinstance(event, CallFinished):
                     history.append(event.call)
                     ran_code = True
                 elif isinstance(event, MessageFinished):
                     history.append(event.message)
-                elif isinstance(event, FunctionCallMade):
-                    called_function = True
+                elif isinstance(event, FunctionCallMade | LoopStopped):
+                    ended = True
                 yield event
-            if called_function or not ran_code:
+            if ended or not ran_code:
                 return
         yield LoopStopped(f"max_iterations: the model was still calling the python tool after {limit} turns")
 
     async def _turn(self, model: Model, turn: Turn, container_id: str) -> AsyncIterator[LoopEvent]:
-        code: list[str] = []
-        text: list[str] = []
-        call_id = message_id = None
+        """One model turn: text becomes a message, each call runs when its code is ready.
+
+        A message ends where a call starts, so the items come out in the order the model wrote them.
+        """
+        state = _TurnState(container_id)
         async for event in model.respond(turn):
-            if isinstance(event, CodeDelta):
-                if call_id is None:
-                    call_id = new_hex_id("ci_", 48)
-                    yield CallStarted(call_id, container_id)
-                code.append(event.delta)
-                yield CallCodeDelta(call_id, event.delta)
-            elif isinstance(event, CodeReady) and call_id is not None:
-                yield CallCodeDone(call_id, "".join(code))
-                yield CallInterpreting(call_id)
-                yield CallFinished(await self._execute(call_id, "".join(code), container_id))
-                call_id, code = None, []
-            elif isinstance(event, Usage):
+            if isinstance(event, Usage):
                 yield UsageReported(event.input_tokens, event.output_tokens)
-            elif isinstance(event, FunctionCallRequested):
-                call = FunctionCall(
-                    id=new_hex_id("fc_", 48), call_id=event.call_id, name=event.name, arguments=event.arguments
-                )
-                yield FunctionCallMade(call)
+            elif state.stopped is not None:
+                continue  # after a cut only the usage still counts
+            elif isinstance(event, Stopped):
+                state.stopped = event.reason
             elif isinstance(event, TextDelta):
-                if message_id is None:
-                    message_id = new_hex_id("msg_", 48)
-                    yield MessageStarted(message_id)
-                text.append(event.delta)
-                yield MessageDelta(message_id, event.delta)
-        if message_id is not None:
-            yield MessageFinished(await self._message(message_id, "".join(text), container_id))
+                for loop_event in state.text(event.delta):
+                    yield loop_event
+            else:
+                async for loop_event in self._on_call_event(state, event):
+                    yield loop_event
+        async for loop_event in self._end_turn(state):
+            yield loop_event
+
+    async def _on_call_event(
+        self, state: _TurnState, event: CodeDelta | CodeReady | FunctionCallRequested
+    ) -> AsyncIterator[LoopEvent]:
+        if state.message_id is not None:
+            yield await self._finish_message(state)
+        if isinstance(event, CodeDelta):
+            if state.call_id is None:
+                state.call_id = new_hex_id("ci_", 48)
+                yield CallStarted(state.call_id, state.container_id)
+            state.code.append(event.delta)
+            yield CallCodeDelta(state.call_id, event.delta)
+        elif isinstance(event, CodeReady) and state.call_id is not None:
+            call_id, code = state.take_call()
+            yield CallCodeDone(call_id, code)
+            yield CallInterpreting(call_id)
+            call = await self._execute(call_id, code, state.container_id)
+            yield CallFinished(call.model_copy(update={"signature": event.signature}))
+        elif isinstance(event, FunctionCallRequested):
+            function_call = FunctionCall(
+                id=new_hex_id("fc_", 48),
+                call_id=event.call_id,
+                name=event.name,
+                arguments=event.arguments,
+                signature=event.signature,
+            )
+            yield FunctionCallMade(function_call)
+
+    async def _end_turn(self, state: _TurnState) -> AsyncIterator[LoopEvent]:
+        if state.message_id is not None:
+            yield await self._finish_message(state)
+        if state.stopped is None:
+            return
+        if state.call_id is not None:
+            # The cut came inside the call: its code may be half written, so it does not run.
+            call_id, code = state.take_call()
+            yield CallCodeDone(call_id, code)
+            logs = f"Not run: the model's turn was cut short ({state.stopped}) before this code was complete.\n"
+            status = CallStatus.INCOMPLETE
+            yield CallFinished(
+                CodeCall(id=call_id, code=code, container_id=state.container_id, status=status, logs=logs)
+            )
+        yield LoopStopped(state.stopped)
+
+    async def _finish_message(self, state: _TurnState) -> MessageFinished:
+        message_id, text = state.take_message()
+        return MessageFinished(await self._message(message_id, text, state.container_id))
 
     async def _execute(self, call_id: str, code: str, container_id: str) -> CodeCall:
         sandbox = self._containers.sandbox(container_id)
@@ -230,6 +269,39 @@ class ToolLoop:
                     )
                 )
         return AssistantMessage(id=message_id, text=text, citations=tuple(citations))
+
+
+class _TurnState:
+    """What one turn has open: the message being written, the call whose code is arriving, a cut."""
+
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
+        self.message_id: str | None = None
+        self.message: list[str] = []
+        self.call_id: str | None = None
+        self.code: list[str] = []
+        self.stopped: Literal["max_output_tokens", "content_filter"] | None = None
+
+    def text(self, delta: str) -> list[LoopEvent]:
+        events: list[LoopEvent] = []
+        if self.message_id is None:
+            self.message_id = new_hex_id("msg_", 48)
+            events.append(MessageStarted(self.message_id))
+        self.message.append(delta)
+        events.append(MessageDelta(self.message_id, delta))
+        return events
+
+    def take_message(self) -> tuple[str, str]:
+        assert self.message_id is not None
+        taken = (self.message_id, "".join(self.message))
+        self.message_id, self.message = None, []
+        return taken
+
+    def take_call(self) -> tuple[str, str]:
+        assert self.call_id is not None
+        taken = (self.call_id, "".join(self.code))
+        self.call_id, self.code = None, []
+        return taken
 
 
 def logs_of(execution: Execution) -> str:

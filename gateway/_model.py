@@ -1,14 +1,16 @@
 """What the tool loop needs of a model: given the conversation so far, stream one turn.
 
 A turn is text deltas (the answer: the loop ends), or code deltas closed by `CodeReady` (the loop
-runs the code, appends the call with its result, and asks the model again).
+runs the code, appends the call with its result, and asks the model again). Each upstream API (Chat
+Completions, Responses, Anthropic Messages, Gemini) is one module that turns a `Turn` into its request
+and its answer into these events.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ._conversation import Item
 
@@ -20,6 +22,7 @@ __all__ = [
     "Model",
     "ModelError",
     "ModelEvent",
+    "Stopped",
     "TextDelta",
     "Turn",
     "Usage",
@@ -40,6 +43,9 @@ class CodeDelta:
 class CodeReady:
     """The code streamed since the last call is complete: run it."""
 
+    signature: bytes | None = None
+    """Opaque data the provider attached to the call (Gemini's thought signature), sent back with it."""
+
 
 @dataclass(frozen=True, slots=True)
 class FunctionCallRequested:
@@ -48,6 +54,7 @@ class FunctionCallRequested:
     call_id: str
     name: str
     arguments: str
+    signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +65,17 @@ class Usage:
     output_tokens: int
 
 
-ModelEvent = TextDelta | CodeDelta | CodeReady | FunctionCallRequested | Usage
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The provider cut the turn short: at its output token limit, or by its content filter.
+
+    Code in a cut turn may be incomplete, so none of it runs; the response ends as incomplete.
+    """
+
+    reason: Literal["max_output_tokens", "content_filter"]
+
+
+ModelEvent = TextDelta | CodeDelta | CodeReady | FunctionCallRequested | Usage | Stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +93,8 @@ class Turn:
     """The container's memory, which the model is told about."""
     functions: Sequence[FunctionTool] = ()
     """The client's own function tools, offered to the model beside the python tool."""
+    max_output_tokens: int | None = None
+    """The request's `max_output_tokens`, a limit on each turn's output (APIs that need one default it)."""
 
 
 class ModelError(Exception):
@@ -84,6 +103,19 @@ class ModelError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+    # The three ways an upstream fails, worded alike whichever SDK reported them.
+    @classmethod
+    def failed(cls, status: int, detail: object) -> ModelError:
+        return cls(f"The upstream model failed with {status}: {detail}", status)
+
+    @classmethod
+    def unreachable(cls, detail: object, timed_out: bool) -> ModelError:
+        return cls(f"The upstream model could not be reached: {detail}", 504 if timed_out else 502)
+
+    @classmethod
+    def unreadable(cls, detail: object) -> ModelError:
+        return cls(f"The upstream model sent something kernelgate cannot read: {detail}", 502)
 
 
 class Model(Protocol):

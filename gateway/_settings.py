@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sandbox import SandboxConfig
 
@@ -47,21 +47,52 @@ _VARIABLES = {
     "KERNELGATE_CASSETTE": "cassette",
     "KERNELGATE_CASSETTE_MODE": "cassette_mode",
     "KERNELGATE_PROVIDERS": "providers_file",
+    # The providers' own variables, as their SDKs read them.
+    "ANTHROPIC_API_KEY": "anthropic_api_key",
+    "ANTHROPIC_BASE_URL": "anthropic_base_url",
+    "GEMINI_API_KEY": "gemini_api_key",
+    "GOOGLE_API_KEY": "gemini_api_key",  # read last, so it wins when both are set, as in google-genai
+    "GOOGLE_GEMINI_BASE_URL": "gemini_base_url",
 }
+
+Api = Literal["chat", "responses", "anthropic", "gemini"]
+_DEFAULT_BASE_URLS = {"anthropic": "https://api.anthropic.com", "gemini": "https://generativelanguage.googleapis.com"}
 
 
 class Provider(BaseModel):
-    """An upstream that serves models: an OpenAI-compatible server and which of its APIs to speak."""
+    """An upstream that serves models: a server, and which API it speaks.
+
+    `chat` and `responses` are OpenAI's APIs (any OpenAI-compatible server); `anthropic` is Anthropic's
+    Messages API and `gemini` Google's Gemini API, whose base URLs default to the providers' own.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_url: str
+    base_url: str = ""
     api_key: str | None = None
-    api: Literal["chat", "responses"] = "chat"
+    api_key_env: str | None = None
+    """The variable the key is read from, named when it is missing."""
+    api: Api = "chat"
     stream: bool = True
-    """Ask for streamed answers; false for Chat Completions servers that cannot stream tool calls."""
-    vision: bool = False
-    """The models take image input: the figures code displays are attached after its result."""
+    """Ask for streamed answers; false for servers that cannot stream tool calls."""
+    vision: bool | None = None
+    """The models take images: the figures code displays go back with its result (default: on for
+    `anthropic` and `gemini`, whose tool results take images, off for OpenAI-compatible servers)."""
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    """Each turn's output limit when the request sets none; Anthropic needs one, so it defaults to 8192."""
+
+    @model_validator(mode="after")
+    def _base_url_for_api(self) -> Provider:
+        if not self.base_url:
+            if self.api not in _DEFAULT_BASE_URLS:
+                msg = f"base_url is required for api = {self.api!r}"
+                raise ValueError(msg)
+            object.__setattr__(self, "base_url", _DEFAULT_BASE_URLS[self.api])
+        return self
+
+    @property
+    def takes_images(self) -> bool:
+        return self.vision if self.vision is not None else self.api in ("anthropic", "gemini")
 
 
 def load_providers(path: Path, environ: Mapping[str, str]) -> dict[str, Provider]:
@@ -83,7 +114,7 @@ def load_providers(path: Path, environ: Mapping[str, str]) -> dict[str, Provider
     providers = {}
     for name, table in tables.items():
         values = dict(table) if isinstance(table, dict) else {}
-        key_variable = values.pop("api_key_env", None)
+        key_variable = values.get("api_key_env")
         if key_variable is not None:
             values["api_key"] = environ.get(str(key_variable))
         try:
@@ -117,27 +148,61 @@ class Settings(BaseModel):
     upstream_base_url: str | None = None
     """An OpenAI-compatible server for models other than kernelgate/exec (OpenAI, Ollama, vLLM, ...)."""
     upstream_api_key: str | None = None
-    upstream_api: Literal["chat", "responses"] = "chat"
-    """Which API the default upstream speaks: Chat Completions, or OpenAI's Responses."""
+    upstream_api: Api = "chat"
+    """Which API the default upstream speaks: Chat Completions, OpenAI's Responses, Anthropic, Gemini."""
     upstream_timeout: float = Field(default=120.0, gt=0)
     upstream_stream: bool = True
-    upstream_vision: bool = False
+    upstream_vision: bool | None = None
     cassette: Path | None = None
     """A file of recorded upstream exchanges (see gateway/_cassette.py and the README)."""
     cassette_mode: Literal["record", "replay"] = "replay"
     providers_file: Path | None = None
     providers: dict[str, Provider] = Field(default_factory=dict)
     """Named providers, routed by a `Provider/model` prefix (case-insensitive) that is stripped."""
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    gemini_api_key: str | None = None
+    gemini_base_url: str | None = None
+
+    def builtin_providers(self) -> dict[str, Provider]:
+        """`Anthropic/` and `Gemini/`, from the providers' own variables; a named provider overrides each."""
+        return {
+            "Anthropic": Provider(
+                api="anthropic",
+                base_url=self.anthropic_base_url or "",
+                api_key=self.anthropic_api_key,
+                api_key_env="ANTHROPIC_API_KEY",
+            ),
+            "Gemini": Provider(
+                api="gemini",
+                base_url=self.gemini_base_url or "",
+                api_key=self.gemini_api_key,
+                api_key_env="GEMINI_API_KEY",
+            ),
+        }
+
+    def all_providers(self) -> dict[str, Provider]:
+        """Every named provider by its lower-cased name: the built-in ones, then KERNELGATE_PROVIDERS'."""
+        named = {**self.builtin_providers(), **self.providers}
+        return {name.lower(): provider for name, provider in named.items()}
 
     def default_provider(self) -> Provider | None:
-        if not self.upstream_base_url:
+        """The upstream for model names without a known prefix: KERNELGATE_UPSTREAM_*.
+
+        With KERNELGATE_UPSTREAM_API=anthropic or gemini and no base URL, the built-in provider.
+        """
+        builtin = {p.api: p for p in self.builtin_providers().values()}.get(self.upstream_api)
+        if not self.upstream_base_url and builtin is None:
             return None
-        return Provider(
-            base_url=self.upstream_base_url,
-            api_key=self.upstream_api_key,
-            api=self.upstream_api,
-            stream=self.upstream_stream,
-            vision=self.upstream_vision,
+        base = builtin or Provider(base_url=self.upstream_base_url or "", api=self.upstream_api)
+        return base.model_copy(
+            update={
+                "base_url": self.upstream_base_url or base.base_url,
+                "api_key": self.upstream_api_key or base.api_key,
+                "api_key_env": None if self.upstream_base_url else base.api_key_env,
+                "stream": self.upstream_stream,
+                "vision": self.upstream_vision,
+            }
         )
 
     @classmethod

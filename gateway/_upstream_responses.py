@@ -1,6 +1,6 @@
 """Models behind OpenAI's Responses API, with the python tool as a plain function tool.
 
-The same contract as `_upstream.py` (Chat Completions), over the other API: items go up as input items
+The same contract as `_upstream_chat.py` (Chat Completions), over the other API: items go up as input items
 (each code call as a function_call and its function_call_output), and the streamed events come back as
 the tool loop's model events.
 """
@@ -21,11 +21,13 @@ from ._model import (
     FunctionCallRequested,
     ModelError,
     ModelEvent,
+    Stopped,
     TextDelta,
     Turn,
     Usage,
 )
-from ._upstream import IMAGES_NOTE, function_tool, image_urls, python_tool, result_for_model, upstream_errors
+from ._upstream import IMAGES_NOTE, PYTHON, python_function, result_for_model
+from ._upstream_chat import function_tool, image_urls, upstream_errors
 
 __all__ = ["ResponsesModel"]
 
@@ -58,7 +60,7 @@ def _items_of(item: Item) -> list[dict[str, Any]]:
     assert isinstance(item, CodeCall)
     arguments = json.dumps({"code": item.code})
     return [
-        {"type": "function_call", "call_id": item.id, "name": "python", "arguments": arguments},
+        {"type": "function_call", "call_id": item.id, "name": PYTHON, "arguments": arguments},
         {"type": "function_call_output", "call_id": item.id, "output": result_for_model(item)},
     ]
 
@@ -71,7 +73,7 @@ class ResponsesModel:
         self._vision = vision
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
-        tools = [_tool(python_tool(turn.memory_limit)), *(_tool(function_tool(f)) for f in turn.functions)]
+        tools = [_tool(function_tool(f)) for f in (python_function(turn.memory_limit), *turn.functions)]
         with upstream_errors():
             stream = await self._client.responses.create(
                 model=self._upstream_model,
@@ -81,6 +83,7 @@ class ResponsesModel:
                 parallel_tool_calls=False,
                 store=False,
                 stream=True,
+                max_output_tokens=turn.max_output_tokens if turn.max_output_tokens else openai.omit,
             )
             async for event in self._events(stream):
                 yield event
@@ -95,15 +98,19 @@ class ResponsesModel:
                 calls[event.item.id] = (event.item.name, event.item.call_id, CodeArgumentDecoder())
             elif kind == "response.function_call_arguments.delta" and event.item_id in calls:
                 name, _, decoder = calls[event.item_id]
-                code = decoder.feed(event.delta) if name == "python" else ""
+                code = decoder.feed(event.delta) if name == PYTHON else ""
                 if code:
                     yield CodeDelta(code)
             elif kind == "response.output_item.done" and event.item.type == "function_call":
                 for model_event in _finished_call(event.item, calls):
                     yield model_event
-            elif kind == "response.completed" and event.response.usage is not None:
+            elif kind in ("response.completed", "response.incomplete") and event.response.usage is not None:
                 usage = event.response.usage
                 yield Usage(usage.input_tokens, usage.output_tokens)
+            if kind == "response.incomplete":
+                details = event.response.incomplete_details
+                reason = details.reason if details is not None else None
+                yield Stopped("content_filter" if reason == "content_filter" else "max_output_tokens")
             elif kind in ("response.failed", "error"):
                 message = getattr(getattr(event, "response", None), "error", None) or event
                 msg = f"The upstream model failed: {getattr(message, 'message', message)}"
@@ -112,7 +119,7 @@ class ResponsesModel:
 
 def _finished_call(item: Any, calls: dict[str, tuple[str, str, CodeArgumentDecoder]]) -> list[ModelEvent]:
     name = item.name
-    if name != "python":
+    if name != PYTHON:
         return [FunctionCallRequested(item.call_id, name, item.arguments)]
     started = calls.get(item.id)
     events: list[ModelEvent] = []

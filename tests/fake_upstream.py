@@ -1,13 +1,17 @@
-"""A fake upstream model speaking OpenAI's Chat Completions (streamed), scripted by each test.
+"""A fake upstream model speaking all four APIs kernelgate can ask, scripted by each test.
 
-It is our own seam: kernelgate talks to it over real HTTP on loopback exactly as to OpenAI or Ollama.
+Chat Completions and the Responses API (`/v1/...`), Anthropic's Messages API (`/v1/messages`) and the
+Gemini API (`/v1beta/models/{model}:generateContent` and `:streamGenerateContent`). It is our own seam:
+kernelgate talks to it over real HTTP on loopback exactly as to the real servers. Each request is
+checked against the API's shapes (the official SDKs' types for Anthropic and Gemini) and read into a
+`Seen`, so a test can assert the same things whichever API served it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,188 +21,117 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.testing import run_app
 
+from . import fake_anthropic, fake_gemini, fake_openai
+from .fake_script import Reply, Seen
 
-@dataclass
-class Reply:
-    """One scripted answer: code for the python tool, text, an HTTP error, or silence."""
+__all__ = ["APIS", "FakeUpstream", "Reply", "Seen", "fake_upstream"]
 
-    code: str | None = None
-    text: str | None = None
-    status: int | None = None
-    hang: float | None = None
-    function: tuple[str, str] | None = None
-    """A call of a client function tool: (name, JSON arguments)."""
-    garbage: bool = False
-    """Answer with a stream that is not Chat Completions chunks."""
-    pieces: int = 4
+APIS = ("chat", "responses", "anthropic", "gemini")
+_GARBAGE = Response("data: {not json at all\n\n", media_type="text/event-stream")
 
 
 @dataclass
 class FakeUpstream:
     script: list[Reply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    """The raw request bodies, in order."""
+    seen: list[Seen] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Requests that broke the API's rules: each was answered 400, and the test should fail on it."""
+    root: str = ""
+
+    def url_for(self, api: str) -> str:
+        """The base URL a provider of this API takes: OpenAI's SDK wants the /v1, the others add their own."""
+        return f"{self.root}/v1" if api in ("chat", "responses") else self.root
+
+    def _next(self) -> Reply:
+        return self.script.pop(0) if self.script else Reply(text="(script exhausted)")
+
+    async def _take(self, request: Request, check: Callable[[dict[str, Any], dict[str, str]], None]) -> Any:
+        body = await request.json()
+        self.requests.append(body)
+        try:
+            check(body, dict(request.headers))
+        except Exception as exc:  # noqa: BLE001  # any broken rule is reported to the test, not raised here
+            self.problems.append("".join(traceback.format_exception_only(exc)))
+            return None
+        return body
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
-            body = await request.json()
-            self.requests.append(body)
-            reply = self.script.pop(0) if self.script else Reply(text="(script exhausted)")
-            if reply.hang is not None:
-                await asyncio.sleep(reply.hang)
+            body = await self._take(request, lambda body, headers: None)
+            self.seen.append(fake_openai.seen_chat(body))
+            reply = await self._hold(self._next())
             if reply.status is not None:
-                error = {
-                    "error": {
-                        "message": f"scripted {reply.status}",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                }
-                return JSONResponse(error, status_code=reply.status)
+                return JSONResponse(fake_openai.chat_error(reply.status), status_code=reply.status)
             if not body.get("stream"):
-                return JSONResponse(_completion(reply))
+                return JSONResponse(fake_openai.chat_completion(reply))
             if reply.garbage:
-                return Response("data: {not json at all\n\n", media_type="text/event-stream")
-            return StreamingResponse(_chunks(reply), media_type="text/event-stream")
+                return _GARBAGE
+            return StreamingResponse(fake_openai.chat_chunks(reply), media_type="text/event-stream")
 
         @app.post("/v1/responses")
         async def responses(request: Request) -> Response:
-            body = await request.json()
-            self.requests.append(body)
-            reply = self.script.pop(0) if self.script else Reply(text="(script exhausted)")
-            return StreamingResponse(_response_events(body["model"], reply), media_type="text/event-stream")
+            body = await self._take(request, lambda body, headers: None)
+            self.seen.append(fake_openai.seen_responses(body))
+            reply = await self._hold(self._next())
+            if reply.status is not None:
+                return JSONResponse(fake_openai.chat_error(reply.status), status_code=reply.status)
+            if reply.garbage:
+                return _GARBAGE
+            events = fake_openai.response_events(body["model"], reply)
+            return StreamingResponse(events, media_type="text/event-stream")
+
+        @app.post("/v1/messages")
+        async def messages(request: Request) -> Response:
+            body = await self._take(request, fake_anthropic.check_request)
+            if body is None:
+                return JSONResponse(fake_anthropic.error(400), status_code=400)
+            self.seen.append(fake_anthropic.seen(body))
+            reply = await self._hold(self._next())
+            if reply.status is not None:
+                return JSONResponse(fake_anthropic.error(reply.status), status_code=reply.status)
+            if not body.get("stream"):
+                return JSONResponse(fake_anthropic.message(body["model"], reply))
+            if reply.garbage:
+                return _GARBAGE
+            return StreamingResponse(fake_anthropic.events(body["model"], reply), media_type="text/event-stream")
+
+        @app.post("/v1beta/models/{target}")
+        async def gemini(target: str, request: Request) -> Response:
+            model, _, method = target.partition(":")
+            body = await self._take(request, fake_gemini.check_request)
+            if body is None:
+                return JSONResponse(fake_gemini.error(400), status_code=400)
+            self.seen.append(fake_gemini.seen(model, body))
+            reply = await self._hold(self._next())
+            number = len(self.seen)
+            if reply.status is not None:
+                return JSONResponse(fake_gemini.error(reply.status), status_code=reply.status)
+            if method == "generateContent":
+                return JSONResponse(fake_gemini.whole(model, reply, number))
+            assert method == "streamGenerateContent", method
+            assert request.query_params.get("alt") == "sse"
+            if reply.garbage:
+                return _GARBAGE
+            return StreamingResponse(fake_gemini.stream(model, reply, number), media_type="text/event-stream")
 
         return app
 
-
-def _split(text: str, pieces: int) -> list[str]:
-    size = max(1, -(-len(text) // pieces))
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
-    choices = [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}]
-    body = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "fake",
-        "choices": choices,
-        "usage": usage,
-    }
-    return f"data: {json.dumps(body)}\n\n"
-
-
-async def _chunks(reply: Reply) -> AsyncIterator[str]:
-    if reply.code is not None or reply.function is not None:
-        name, arguments = reply.function or ("python", json.dumps({"code": reply.code}))
-        yield _chunk(
-            {
-                "role": "assistant",
-                "tool_calls": [
-                    {"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}
-                ],
-            }
-        )
-        for piece in _split(arguments, reply.pieces):
-            yield _chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-        yield _chunk({}, "tool_calls")
-    else:
-        yield _chunk({"role": "assistant", "content": ""})
-        for piece in _split(reply.text or "", reply.pieces):
-            yield _chunk({"content": piece})
-        yield _chunk({}, "stop")
-    yield _chunk({}, usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
-    yield "data: [DONE]\n\n"
-
-
-def _completion(reply: Reply) -> dict[str, Any]:
-    """A whole (non-streamed) chat completion for one reply."""
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
-    if reply.code is not None or reply.function is not None:
-        name, arguments = reply.function or ("python", json.dumps({"code": reply.code}))
-        message["tool_calls"] = [
-            {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}
-        ]
-    finish = "tool_calls" if "tool_calls" in message else "stop"
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "fake",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-    }
-
-
-def _event(sequence: list[int], kind: str, **fields: Any) -> str:
-    sequence[0] += 1
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': sequence[0], **fields})}\n\n"
-
-
-async def _response_events(model: str, reply: Reply) -> AsyncIterator[str]:
-    """The Responses API's stream for one reply: a function call or a message, then completed with usage."""
-    sequence = [-1]
-    response = {
-        "id": "resp_fake",
-        "object": "response",
-        "created_at": 0,
-        "model": model,
-        "output": [],
-        "status": "in_progress",
-        "tools": [],
-        "tool_choice": "auto",
-        "parallel_tool_calls": False,
-    }
-    yield _event(sequence, "response.created", response=response)
-    if reply.code is not None or reply.function is not None:
-        name, arguments = reply.function or ("python", json.dumps({"code": reply.code}))
-        item = {
-            "type": "function_call",
-            "id": "fc_1",
-            "call_id": "call_1",
-            "name": name,
-            "arguments": "",
-            "status": "in_progress",
-        }
-        yield _event(sequence, "response.output_item.added", output_index=0, item=item)
-        for piece in _split(arguments, reply.pieces):
-            yield _event(
-                sequence, "response.function_call_arguments.delta", item_id="fc_1", output_index=0, delta=piece
-            )
-        done = {**item, "arguments": arguments, "status": "completed"}
-        yield _event(sequence, "response.output_item.done", output_index=0, item=done)
-    else:
-        item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "in_progress", "content": []}
-        yield _event(sequence, "response.output_item.added", output_index=0, item=item)
-        for piece in _split(reply.text or "", reply.pieces):
-            yield _event(
-                sequence,
-                "response.output_text.delta",
-                item_id="msg_1",
-                output_index=0,
-                content_index=0,
-                delta=piece,
-                logprobs=[],
-            )
-        content = [{"type": "output_text", "text": reply.text or "", "annotations": []}]
-        done = {**item, "status": "completed", "content": content}
-        yield _event(sequence, "response.output_item.done", output_index=0, item=done)
-    usage = {
-        "input_tokens": 10,
-        "output_tokens": 5,
-        "total_tokens": 15,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens_details": {"reasoning_tokens": 0},
-    }
-    yield _event(sequence, "response.completed", response={**response, "status": "completed", "usage": usage})
+    async def _hold(self, reply: Reply) -> Reply:
+        if reply.hang is not None:
+            await asyncio.sleep(reply.hang)
+        return reply
 
 
 @contextmanager
 def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
+    """The fake on a loopback port, and its base URL for OpenAI's APIs (`fake.url_for(api)` for any)."""
     upstream = FakeUpstream()
     with run_app(upstream.app()) as base_url:
+        upstream.root = base_url
         yield upstream, f"{base_url}/v1"
+    assert not upstream.problems, "requests broke the upstream API's rules:\n" + "\n".join(upstream.problems)

@@ -380,3 +380,10 @@ def test_a_client_that_gives_up_on_a_full_response_gets_its_code_interrupted(
     )
     assert _calls(follow)[0].outputs[0].logs == "(False, 'kept')\n"
     client.containers.delete(container.id)
+
+
+def test_max_output_tokens_below_16_is_refused(client: openai.OpenAI) -> None:
+    """As OpenAI: max_output_tokens under 16 is a 400 naming the parameter, before any model is asked."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="kernelgate/exec", input="1", tools=AUTO, max_output_tokens=8)
+    assert caught.value.body["param"] == "max_output_tokens"  # type: ignore[index]

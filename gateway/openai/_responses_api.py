@@ -34,16 +34,16 @@ router = APIRouter(prefix="/v1/responses", tags=["responses"])
 _ITEMS = TypeAdapter(list[Item])
 
 
-def _model(request: Request, name: str) -> Model:
+async def _model(request: Request, name: str) -> Model:
     router: ModelRouter = request.app.state.models
-    return router.model(name)
+    return await router.model(name)
 
 
 @router.post("", summary="Create a model response, running code_interpreter calls in a sandbox")
 async def create_response(
     body: CreateResponseRequest, request: Request, containers: Containers, store: Responses, loop: Loop
 ) -> Any:
-    model = _model(request, body.model)
+    model = await _model(request, body.model)
     with_outputs = body.wants_outputs()
     tool = body.code_interpreter()
     parsed = parse_input(body.input)
@@ -58,7 +58,9 @@ async def create_response(
         await containers.add_file_id(container_id, file_id)
     instructions = "\n\n".join(text for text in (body.instructions, *parsed.instructions) if text) or None
     builder = ResponseBuilder(response_id, body.model_dump(), with_outputs)
-    events = loop.run(model, instructions, items, container_id, body.max_tool_calls, body.functions())
+    events = loop.run(
+        model, instructions, items, container_id, body.max_tool_calls, body.functions(), body.max_output_tokens
+    )
     finish = _Finisher(store, builder, items, container_id, body.store)
     if body.stream:
         return StreamingResponse(_stream(builder, events, finish), media_type="text/event-stream")

@@ -65,7 +65,7 @@ class CreateResponseRequest(BaseModel):
     stream_options: dict[str, Any] | None = None
     temperature: float | None = None
     top_p: float | None = None
-    max_output_tokens: int | None = None
+    max_output_tokens: int | None = Field(default=None, ge=16)  # as OpenAI: at least 16
     max_tool_calls: int | None = None
     parallel_tool_calls: bool = True
     truncation: Literal["auto", "disabled"] | None = None

@@ -1,0 +1,182 @@
+"""Models behind an OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM, llama.cpp, LM Studio).
+
+The python tool is a function tool; its calls come back to the tool loop as plain code, streamed, and
+their results go back to the model as tool messages. The openai SDK is the client: it brings streaming,
+timeouts and retries with backoff.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import openai
+
+from ._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ._model import (
+    CodeDelta,
+    FunctionTool,
+    ModelError,
+    ModelEvent,
+    Stopped,
+    TextDelta,
+    Turn,
+    Usage,
+)
+from ._upstream import IMAGES_NOTE, PYTHON, ToolCall, python_function, result_for_model
+
+__all__ = ["ChatModel", "function_tool", "image_urls", "upstream_errors"]
+
+
+@contextmanager
+def upstream_errors() -> Iterator[None]:
+    """The openai SDK's errors (raised after its retries) as ModelError, with the upstream's status."""
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        raise ModelError.failed(exc.status_code, exc.message) from exc
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        raise ModelError.unreachable(exc.message, isinstance(exc, openai.APITimeoutError)) from exc
+    except (openai.OpenAIError, ValueError) as exc:  # a body the SDK could not parse, a bad event
+        raise ModelError.unreadable(exc) from exc
+
+
+def chat_messages(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
+    """The conversation as Chat Completions messages; with `vision`, a call's images follow its result."""
+    messages: list[dict[str, Any]] = []
+    if turn.instructions:
+        messages.append({"role": "system", "content": turn.instructions})
+    for item in turn.items:
+        messages.extend(_messages_of(item))
+        if vision and isinstance(item, CodeCall) and item.images:
+            parts = [{"type": "image_url", "image_url": {"url": url}} for url in image_urls(item)]
+            messages.append({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *parts]})
+    return messages
+
+
+def image_urls(call: CodeCall) -> list[str]:
+    return ["data:image/png;base64," + base64.b64encode(png).decode() for png in call.images]
+
+
+def _messages_of(item: Item) -> list[dict[str, Any]]:
+    if isinstance(item, UserMessage):
+        return [{"role": "user", "content": item.text}]
+    if isinstance(item, AssistantMessage):
+        return [{"role": "assistant", "content": item.text}]
+    if isinstance(item, FunctionCall):
+        function = {"name": item.name, "arguments": item.arguments}
+        return [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": item.call_id, "type": "function", "function": function}],
+            }
+        ]
+    if isinstance(item, FunctionOutput):
+        return [{"role": "tool", "tool_call_id": item.call_id, "content": item.output}]
+    call = {
+        "id": item.id,
+        "type": "function",
+        "function": {"name": PYTHON, "arguments": json.dumps({"code": item.code})},
+    }
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": item.id, "content": result_for_model(item)},
+    ]
+
+
+def function_tool(tool: FunctionTool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+class ChatModel:
+    def __init__(
+        self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True, vision: bool = False
+    ) -> None:
+        self.name = name
+        self._upstream_model = upstream_model
+        self._client = client
+        self._stream = stream
+        self._vision = vision
+
+    async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
+        functions = {f.name for f in turn.functions}
+        with upstream_errors():
+            answer = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
+                model=self._upstream_model,
+                messages=chat_messages(turn, self._vision),
+                tools=[function_tool(python_function(turn.memory_limit)), *map(function_tool, turn.functions)],
+                parallel_tool_calls=False,
+                stream=self._stream,
+                **({"stream_options": {"include_usage": True}} if self._stream else {}),
+                # Local servers (Ollama, llama.cpp) know max_tokens; not all know max_completion_tokens.
+                **({"max_tokens": turn.max_output_tokens} if turn.max_output_tokens else {}),
+            )
+            events = self._events(answer, functions) if self._stream else _whole(answer, functions)
+            async for event in events:
+                yield event
+
+    async def _events(self, stream: Any, functions: set[str]) -> AsyncIterator[ModelEvent]:
+        calls: dict[int, _ChatToolCall] = {}
+        stopped: Stopped | None = None
+        async for chunk in stream:
+            if chunk.usage is not None:
+                yield Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+            for choice in chunk.choices:
+                delta = choice.delta
+                stopped = stopped or _stopped(choice.finish_reason)
+                if delta.content:
+                    yield TextDelta(delta.content)
+                for tool_call in delta.tool_calls or ():
+                    call = calls.setdefault(tool_call.index, _ChatToolCall(f"call_{tool_call.index}"))
+                    code = call.add(tool_call.id, tool_call.function)
+                    if code:
+                        yield CodeDelta(code)
+        if stopped is not None:
+            yield stopped
+            return
+        for _, call in sorted(calls.items()):
+            for event in call.finish(functions):
+                yield event
+
+
+class _ChatToolCall(ToolCall):
+    def add(self, call_id: str | None, function: Any) -> str:
+        """Take a Chat Completions fragment; return the code it adds (python only)."""
+        self.call_id = call_id or self.call_id
+        if function is None:
+            return ""
+        self.name = function.name or self.name
+        return self.feed(function.arguments or "")
+
+
+async def _whole(completion: Any, functions: set[str]) -> AsyncIterator[ModelEvent]:
+    """A non-streamed completion as the same events, for upstreams that do not stream."""
+    if completion.usage is not None:
+        yield Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
+    for choice in completion.choices[:1]:
+        if choice.message.content:
+            yield TextDelta(choice.message.content)
+        stopped = _stopped(choice.finish_reason)
+        if stopped is not None:
+            yield stopped
+            return
+        for tool_call in choice.message.tool_calls or ():
+            call = ToolCall(tool_call.id, tool_call.function.name)
+            call.add_whole(tool_call.function.arguments)
+            for event in call.finish(functions):
+                yield event
+
+
+def _stopped(finish_reason: str | None) -> Stopped | None:
+    if finish_reason == "length":
+        return Stopped("max_output_tokens")
+    if finish_reason == "content_filter":
+        return Stopped("content_filter")
+    return None

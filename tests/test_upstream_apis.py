@@ -1,0 +1,290 @@
+"""One test body, four upstream APIs: Chat Completions, Responses, Anthropic Messages and Gemini.
+
+Each test runs once per API against the fake upstream speaking it, with the official openai SDK as the
+client, and asserts the same things of what the client got: the client cannot tell which API served it
+except by the text. What the fake saw is read through `Seen`, in terms all four APIs share.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from gateway import Settings
+from gateway.testing import serve
+
+from . import fake_gemini
+from .conftest import IMAGE, sdk_for
+from .fake_upstream import APIS, FakeUpstream, Reply, fake_upstream
+
+AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+OUTPUTS = ["code_interpreter_call.outputs"]
+PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
+LOOKUP: Any = {
+    "type": "function",
+    "name": "lookup",
+    "description": "Look a word up.",
+    "parameters": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
+}
+
+
+@dataclass
+class Served:
+    api: str
+    fake: FakeUpstream
+    client: openai.OpenAI
+
+
+@pytest.fixture(scope="module", params=APIS)
+def gateway(request: pytest.FixtureRequest, test_root: Path) -> Iterator[tuple[str, FakeUpstream, str]]:
+    """A fake upstream of one API, and a gateway whose default upstream it is."""
+    api = request.param
+    with fake_upstream() as (fake, _):
+        settings = Settings(
+            data_dir=test_root / f"upstream-{api}",
+            image=IMAGE,
+            upstream_api=api,
+            upstream_base_url=fake.url_for(api),
+            upstream_api_key="test-key",
+            upstream_timeout=5,
+            max_iterations=3,
+        )
+        with serve(settings) as base_url:
+            yield api, fake, base_url
+
+
+@pytest.fixture
+def served(gateway: tuple[str, FakeUpstream, str]) -> Iterator[Served]:
+    api, fake, base_url = gateway
+    fake.script, fake.requests, fake.seen, fake.problems = [], [], [], []
+    yield Served(api, fake, sdk_for(base_url))
+    assert not fake.problems, "requests broke the upstream API's rules:\n" + "\n".join(fake.problems)
+
+
+def _calls(response: Any) -> list[Any]:
+    return [item for item in response.output if item.type == "code_interpreter_call"]
+
+
+def test_a_call_runs_and_its_result_goes_back(served: Served) -> None:
+    """The python call runs in the sandbox; its output goes back to the model, then the answer comes."""
+    served.fake.script = [Reply(code="print(6 * 7)"), Reply(text="The answer is 42.")]
+    response = served.client.responses.create(
+        model="test-model", instructions="Be brief.", input="What is 6 * 7?", tools=AUTO, include=OUTPUTS
+    )
+    call, message = response.output
+    assert (call.type, call.code, call.status) == ("code_interpreter_call", "print(6 * 7)", "completed")
+    assert call.outputs[0].logs == "42\n"
+    assert message.type == "message"
+    assert response.output_text == "The answer is 42."
+    first, second = served.fake.seen
+    assert (first.model, first.tools, first.system) == ("test-model", ["python"], "Be brief.")
+    assert second.results == ["42\n"]
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (20, 10)
+
+
+def test_several_calls_share_one_container(served: Served) -> None:
+    """Kernel state carries from one call to the next; every result reaches the model in order."""
+    served.fake.script = [Reply(code="x = 40"), Reply(code="x + 2"), Reply(text="done")]
+    response = served.client.responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS)
+    first, second, _ = response.output
+    assert first.container_id == second.container_id
+    assert second.outputs[0].logs == "42\n"
+    assert served.fake.seen[-1].results == ["(no output)", "42\n"]
+
+
+def _collapsed(kinds: list[str]) -> list[str]:
+    return [kind for kind, _ in itertools.groupby(kinds)]
+
+
+def test_the_stream_is_the_same_whichever_api(served: Served) -> None:
+    """Code and text arrive as deltas, in the hosted tool's event order, whichever API streamed them."""
+    code = 'print("a \\"quoted\\" line")\nprint(1)'
+    served.fake.script = [Reply(code=code, pieces=9), Reply(text="All printed.", pieces=3)]
+    with served.client.responses.stream(model="m", input="go", tools=AUTO) as stream:
+        events = list(stream)
+    deltas = [e.delta for e in events if e.type == "response.code_interpreter_call_code.delta"]
+    assert "".join(deltas) == code
+    if served.api != "gemini":  # Gemini sends a call whole: one delta
+        assert len(deltas) > 1
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "All printed."
+    assert _collapsed([e.type for e in events]) == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.code_interpreter_call.in_progress",
+        "response.code_interpreter_call_code.delta",
+        "response.code_interpreter_call_code.done",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+
+
+def test_text_before_a_call_comes_first(served: Served) -> None:
+    """A model that says something, then calls the tool, gets a message item before the call item."""
+    served.fake.script = [Reply(text="Let me compute.", code="print(2 ** 10)"), Reply(text="1024.")]
+    with served.client.responses.stream(model="m", input="go", tools=AUTO, include=OUTPUTS) as stream:
+        added = [e.output_index for e in stream if e.type == "response.output_item.added"]
+        response = stream.get_final_response()
+    assert [item.type for item in response.output] == ["message", "code_interpreter_call", "message"]
+    assert added == [0, 1, 2]
+    assert response.output[0].content[0].text == "Let me compute."
+    assert _calls(response)[0].outputs[0].logs == "1024\n"
+    assert response.output_text == "Let me compute.1024."
+
+
+def test_an_upstream_error_fails_the_response(served: Served) -> None:
+    """A non-retryable upstream error ends the response as failed, naming the upstream's status."""
+    served.fake.script = [Reply(status=400)]
+    response = served.client.responses.create(model="m", input="hi", tools=AUTO)
+    assert response.status == "failed"
+    assert response.error is not None
+    assert response.error.code == "upstream_400"
+    assert "scripted 400" in response.error.message
+
+
+def test_a_busy_upstream_is_retried(served: Served) -> None:
+    """A 503 is retried with backoff before anything fails."""
+    served.fake.script = [Reply(status=503), Reply(text="fine after all")]
+    response = served.client.responses.create(model="m", input="hi", tools=AUTO)
+    assert (response.status, response.output_text) == ("completed", "fine after all")
+    assert len(served.fake.requests) == 2
+
+
+def test_client_function_tools_pass_through(served: Served) -> None:
+    """The model sees the client's function tool; its call ends the response; the output continues it."""
+    served.fake.script = [
+        Reply(code="word = 'kernel'"),
+        Reply(function=("lookup", '{"word": "kernel"}')),
+        Reply(text="ok"),
+    ]
+    first = served.client.responses.create(model="m", input="define it", tools=[*AUTO, LOOKUP])
+    assert [item.type for item in first.output] == ["code_interpreter_call", "function_call"]
+    call = first.output[-1]
+    assert (call.name, call.arguments) == ("lookup", '{"word": "kernel"}')
+    assert served.fake.seen[0].tools == ["python", "lookup"]
+    second = served.client.responses.create(
+        model="m",
+        previous_response_id=first.id,
+        tools=[*AUTO, LOOKUP],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "the core of a system"}],
+    )
+    assert second.output_text == "ok"
+    assert served.fake.seen[-1].results == ["(no output)", "the core of a system"]
+
+
+def test_figures_go_back_where_the_api_takes_images(served: Served) -> None:
+    """Anthropic and Gemini get the figure as an image in the tool result; OpenAI-compatible servers, a mention."""
+    served.fake.script = [Reply(code=PLOT), Reply(text="A line.")]
+    served.client.responses.create(model="m", input="plot", tools=AUTO)
+    follow = served.fake.seen[1]
+    takes_images = served.api in ("anthropic", "gemini")
+    assert follow.images == (1 if takes_images else 0)
+    assert ("displayed 1 image" in follow.results[0]) is not takes_images
+
+
+def test_an_answer_cut_at_the_token_limit_runs_no_code(served: Served) -> None:
+    """Cut at max_output_tokens, a half-written call does not run and the response is incomplete."""
+    served.fake.script = [Reply(code="print('never printed')", cut=True)]
+    response = served.client.responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS, max_output_tokens=100)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert all(call.status == "incomplete" for call in _calls(response))
+    assert not any("never printed" in (o.logs or "") for c in _calls(response) for o in c.outputs or [])
+    assert served.fake.seen[0].max_tokens == 100
+    assert len(served.fake.requests) == 1
+
+
+def test_a_stream_the_api_would_not_send_fails_the_response(served: Served) -> None:
+    """A stream that is not the API's events ends the response as failed, not as a 500."""
+    served.fake.script = [Reply(garbage=True)]
+    response = served.client.responses.create(model="m", input="hi", tools=AUTO)
+    assert response.status == "failed"
+    assert response.error is not None
+    assert response.error.code.startswith("upstream_")
+
+
+@pytest.mark.parametrize("api", ["chat", "anthropic", "gemini"])
+def test_an_upstream_asked_not_to_stream(data_dir: Path, api: str) -> None:
+    """With stream = false the whole answer is asked for; the client sees the same output."""
+    with fake_upstream() as (fake, _):
+        settings = Settings(
+            data_dir=data_dir, image=IMAGE, upstream_api=api, upstream_base_url=fake.url_for(api), upstream_stream=False
+        )  # type: ignore[arg-type]
+        with serve(settings) as base_url:
+            fake.script = [Reply(code="print('whole')"), Reply(text="Printed.")]
+            response = sdk_for(base_url).responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS)
+    call, _ = response.output
+    assert (call.code, call.outputs[0].logs) == ("print('whole')", "whole\n")
+    assert response.output_text == "Printed."
+    assert all(not request.get("stream") for request in fake.requests)
+    assert response.usage is not None
+    assert response.usage.total_tokens == 30
+
+
+def test_gemini_calls_go_back_with_their_signatures_and_side_by_side(data_dir: Path) -> None:
+    """Gemini's thought signature returns with its call; calls made side by side return in one model turn."""
+    with fake_upstream() as (fake, _):
+        settings = Settings(
+            data_dir=data_dir, image=IMAGE, upstream_api="gemini", upstream_base_url=fake.url_for("gemini")
+        )
+        with serve(settings) as base_url:
+            fake.script = [Reply(code="a = 1", parallel=("b = 2",)), Reply(code="print(a + b)"), Reply(text="3")]
+            response = sdk_for(base_url).responses.create(model="m", input="add", tools=AUTO, include=OUTPUTS)
+    assert [c.code for c in _calls(response)] == ["a = 1", "b = 2", "print(a + b)"]
+    assert _calls(response)[-1].outputs[0].logs == "3\n"
+    last = fake.requests[-1]["contents"]
+    side_by_side, answers, alone, answer = last[1:5]
+    assert [p["functionCall"]["args"]["code"] for p in side_by_side["parts"]] == ["a = 1", "b = 2"]
+    assert side_by_side["parts"][0]["thoughtSignature"] == fake_gemini.signature(1)
+    assert "thoughtSignature" not in side_by_side["parts"][1]
+    assert len(answers["parts"]) == 2
+    assert alone["parts"][0]["thoughtSignature"] == fake_gemini.signature(2)
+    assert answer["parts"][0]["functionResponse"]["response"] == {"output": "3\n"}
+
+
+def test_anthropic_and_gemini_prefixes_use_the_providers_own_variables(data_dir: Path) -> None:
+    """`Anthropic/` and `Gemini/` need no providers file: ANTHROPIC_API_KEY, GEMINI_API_KEY and base URLs."""
+    with fake_upstream() as (fake, _):
+        environ = {
+            "KERNELGATE_DATA_DIR": str(data_dir),
+            "KERNELGATE_IMAGE": IMAGE,
+            "ANTHROPIC_API_KEY": "sk-ant-test",
+            "ANTHROPIC_BASE_URL": fake.url_for("anthropic"),
+            "GEMINI_API_KEY": "gemini-test",
+            "GOOGLE_GEMINI_BASE_URL": fake.url_for("gemini"),
+        }
+        with serve(Settings.from_env(environ)) as base_url:
+            client = sdk_for(base_url)
+            fake.script = [Reply(text="from claude"), Reply(text="from gemini")]
+            claude = client.responses.create(model="Anthropic/claude-sonnet-4-6", input="hi", tools=AUTO)
+            gemini = client.responses.create(model="gemini/gemini-2.5-flash", input="hi", tools=AUTO)
+    assert (claude.output_text, gemini.output_text) == ("from claude", "from gemini")
+    assert (claude.model, gemini.model) == ("Anthropic/claude-sonnet-4-6", "gemini/gemini-2.5-flash")
+    assert [(seen.api, seen.model) for seen in fake.seen] == [
+        ("anthropic", "claude-sonnet-4-6"),
+        ("gemini", "gemini-2.5-flash"),
+    ]
+
+
+def test_a_provider_without_its_key_is_a_clear_400(client: openai.OpenAI) -> None:
+    """Asking for `Anthropic/...` with no ANTHROPIC_API_KEY names the variable to set."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="Anthropic/claude-sonnet-4-6", input="hi", tools=AUTO)
+    assert caught.value.body["param"] == "model"  # type: ignore[index]
+    assert "ANTHROPIC_API_KEY" in caught.value.message
