@@ -6,6 +6,10 @@
 
 - HTTP layer: the same `1+1` as a one-call POST /v1/responses on a warm container (kernelgate/exec),
   against the sandbox library's own round trip; the difference is what the gateway adds.
+- upstream APIs: a response whose model calls python once (`1+1`) and then answers, through the
+  fake upstream of each API on loopback (two model requests each), on a warm container; beside the
+  same call with kernelgate/exec, which asks no upstream. The difference is each API's translation
+  and SDK cost, plus the fake's own.
 - API under load: 20 clients at once, each creating a container, uploading, listing and downloading
   a file and deleting the container through the official openai SDK; latency percentiles per request.
 
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +40,9 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from gateway import Settings
 from gateway.testing import serve
 from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' fake upstream
+from tests.fake_upstream import APIS, Reply, fake_upstream
 
 T = TypeVar("T")
 
@@ -150,6 +158,36 @@ def http_layer(runs: int) -> float:
     return median
 
 
+def upstream_apis(runs: int, exec_median: float) -> None:
+    """One python call and an answer through each upstream API's fake, against kernelgate/exec."""
+    print(f"\n{'one call + answer, per upstream API':<34}{'median':>10}{'p95':>10}   vs kernelgate/exec")
+    for api in APIS:
+        with tempfile.TemporaryDirectory(prefix="kgb-") as data_dir, fake_upstream() as (fake, _):
+            settings = Settings(data_dir=Path(data_dir), upstream_api=api, upstream_base_url=fake.url_for(api))
+            with serve(settings) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
+                container_id = http.post("/v1/containers", json={"name": "bench"}).json()["id"]
+                body = {
+                    "model": "m",
+                    "input": "add",
+                    "tools": [{"type": "code_interpreter", "container": container_id}],
+                }
+
+                def one(body: dict[str, object] = body) -> None:
+                    fake.script = [Reply(code="1+1"), Reply(text="2")]
+                    response = http.post("/v1/responses", json=body)
+                    assert response.json()["status"] == "completed", response.text
+
+                for _ in range(10):
+                    one()
+                samples = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    one()
+                    samples.append(time.perf_counter() - started)
+        median, p95 = _summary(samples)
+        print(f"{api:<34}{median * 1000:>8.2f}ms{p95 * 1000:>8.2f}ms   {median / exec_median:.1f}x")
+
+
 def _client_round(base_url: str, number: int) -> dict[str, float]:
     """One client's create, upload, list, download and delete; seconds per request."""
     sdk = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=300)
@@ -194,8 +232,11 @@ if __name__ == "__main__":
     parser.add_argument("--cold-runs", type=int, default=10)
     parser.add_argument("--warm-runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--upstream-runs", type=int, default=50)
     args = parser.parse_args()
     library_median = asyncio.run(main(args.cold_runs, args.warm_runs))
-    added = (http_layer(args.warm_runs) - library_median) * 1000
+    http_median = http_layer(args.warm_runs)
+    added = (http_median - library_median) * 1000
     print(f"{'HTTP layer adds (median)':<34}{added:>8.2f}ms        goal < 5 ms ({'met' if added < 5 else 'NOT met'})")
+    upstream_apis(args.upstream_runs, http_median)
     api_load(args.clients)

@@ -288,3 +288,26 @@ def test_a_provider_without_its_key_is_a_clear_400(client: openai.OpenAI) -> Non
         client.responses.create(model="Anthropic/claude-sonnet-4-6", input="hi", tools=AUTO)
     assert caught.value.body["param"] == "model"  # type: ignore[index]
     assert "ANTHROPIC_API_KEY" in caught.value.message
+
+
+def test_container_settings_apply_whichever_model(served: Served) -> None:
+    """file_ids land in /mnt/data, the memory limit is real and told to the model, a named container keeps state."""
+    upload = served.client.files.create(file=("numbers.txt", b"1 2 3"), purpose="user_data")
+    auto = {"type": "auto", "memory_limit": "1g", "file_ids": [upload.id]}
+    read = "import glob\nprint(sum(map(int, open(glob.glob('/mnt/data/*-numbers.txt')[0]).read().split())))"
+    served.fake.script = [Reply(code=read), Reply(code="x = bytearray(1600 * 1024 * 1024)"), Reply(text="ok")]
+    tools: Any = [{"type": "code_interpreter", "container": auto}]
+    first = served.client.responses.create(model="m", input="add them", tools=tools, include=OUTPUTS)
+    loaded, hog = _calls(first)
+    assert (loaded.outputs[0].logs, hog.status) == ("6\n", "failed")
+    assert "1g memory limit" in hog.outputs[0].logs
+    assert "limited to 1g" in str(served.fake.seen[0].body)
+    assert "1g memory limit" in served.fake.seen[-1].results[-1]
+    # The container, named by id, is the same live kernel: state set after the kill is still there.
+    served.fake.script = [Reply(code="total = 6"), Reply(text="set")]
+    named: Any = [{"type": "code_interpreter", "container": loaded.container_id}]
+    served.client.responses.create(model="m", input="set it", tools=named)
+    served.fake.script = [Reply(code="print(total * 7)"), Reply(text="42")]
+    again = served.client.responses.create(model="m", input="use it", tools=named, include=OUTPUTS)
+    (call,) = _calls(again)
+    assert (call.container_id, call.outputs[0].logs) == (loaded.container_id, "42\n")
