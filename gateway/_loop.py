@@ -16,7 +16,18 @@ from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, Resu
 from ._containers import ContainerService
 from ._conversation import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, WrittenFile
 from ._ids import new_hex_id
-from ._model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, Model, Stopped, TextDelta, Turn, Usage
+from ._model import (
+    CodeDelta,
+    CodeReady,
+    FunctionCallRequested,
+    FunctionTool,
+    Model,
+    Sampling,
+    Stopped,
+    TextDelta,
+    Turn,
+    Usage,
+)
 
 __all__ = [
     "CallCodeDelta",
@@ -139,6 +150,7 @@ class ToolLoop:
         max_iterations: int | None = None,
         functions: Sequence[FunctionTool] = (),
         max_output_tokens: int | None = None,
+        sampling: Sampling | None = None,
     ) -> AsyncIterator[LoopEvent]:
         """Run turns of `model` until one answers without code; the code runs in `container_id`.
 
@@ -150,7 +162,7 @@ class ToolLoop:
         memory_limit = self._containers.get(container_id, touch=False).memory_limit
         for _ in range(limit):
             ran_code = ended = False
-            turn = Turn(instructions, history, memory_limit, functions, max_output_tokens)
+            turn = Turn(instructions, history, memory_limit, functions, max_output_tokens, sampling or Sampling())
             async for event in self._turn(model, turn, container_id):
                 if isinstance(event, CallFinished):
                     history.append(event.call)

@@ -22,6 +22,7 @@ __all__ = [
     "Model",
     "ModelError",
     "ModelEvent",
+    "Sampling",
     "Stopped",
     "TextDelta",
     "Turn",
@@ -86,6 +87,14 @@ class FunctionTool:
 
 
 @dataclass(frozen=True, slots=True)
+class Sampling:
+    """The request's sampling settings, passed on where the upstream API takes them (None: its default)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     instructions: str | None
     items: Sequence[Item]
@@ -95,6 +104,7 @@ class Turn:
     """The client's own function tools, offered to the model beside the python tool."""
     max_output_tokens: int | None = None
     """The request's `max_output_tokens`, a limit on each turn's output (APIs that need one default it)."""
+    sampling: Sampling = Sampling()
 
 
 class ModelError(Exception):

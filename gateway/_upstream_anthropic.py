@@ -150,6 +150,7 @@ class AnthropicModel:
         }
         if turn.instructions:
             request["system"] = turn.instructions
+        # No temperature or top_p: the Messages API no longer takes sampling settings (SDK 2.x).
         return request
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:

@@ -117,6 +117,7 @@ class ChatModel:
                 **({"stream_options": {"include_usage": True}} if self._stream else {}),
                 # Local servers (Ollama, llama.cpp) know max_tokens; not all know max_completion_tokens.
                 **({"max_tokens": turn.max_output_tokens} if turn.max_output_tokens else {}),
+                **_sampling(turn),
             )
             events = self._events(answer, functions) if self._stream else _whole(answer, functions)
             async for event in events:
@@ -180,3 +181,9 @@ def _stopped(finish_reason: str | None) -> Stopped | None:
     if finish_reason == "content_filter":
         return Stopped("content_filter")
     return None
+
+
+def _sampling(turn: Turn) -> dict[str, float]:
+    """temperature and top_p, when the request set them."""
+    values = {"temperature": turn.sampling.temperature, "top_p": turn.sampling.top_p}
+    return {name: value for name, value in values.items() if value is not None}

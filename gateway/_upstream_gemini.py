@@ -157,6 +157,8 @@ class GeminiModel:
             system_instruction=turn.instructions,
             tools=[types.Tool(function_declarations=declarations)],
             max_output_tokens=turn.max_output_tokens or self._max_tokens,
+            temperature=turn.sampling.temperature,
+            top_p=turn.sampling.top_p,
             # The declarations are not Python callables: the SDK must not try to call them itself.
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )

@@ -65,6 +65,10 @@ def _items_of(item: Item) -> list[dict[str, Any]]:
     ]
 
 
+def _given(value: float | None) -> float | openai.Omit:
+    return openai.omit if value is None else value
+
+
 class ResponsesModel:
     def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, vision: bool = False) -> None:
         self.name = name
@@ -84,6 +88,8 @@ class ResponsesModel:
                 store=False,
                 stream=True,
                 max_output_tokens=turn.max_output_tokens if turn.max_output_tokens else openai.omit,
+                temperature=_given(turn.sampling.temperature),
+                top_p=_given(turn.sampling.top_p),
             )
             async for event in self._events(stream):
                 yield event

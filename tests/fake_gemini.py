@@ -67,6 +67,7 @@ def seen(model: str, body: dict[str, Any]) -> Seen:
             images += "inlineData" in part
     declarations = [d for tool in body.get("tools", []) for d in tool.get("functionDeclarations", [])]
     system = body.get("systemInstruction")
+    config = body.get("generationConfig", {})
     return Seen(
         api="gemini",
         model=model,
@@ -75,7 +76,8 @@ def seen(model: str, body: dict[str, Any]) -> Seen:
         results=results,
         images=images,
         system="".join(part["text"] for part in system["parts"]) if system else None,
-        max_tokens=body.get("generationConfig", {}).get("maxOutputTokens"),
+        max_tokens=config.get("maxOutputTokens"),
+        sampling=(config.get("temperature"), config.get("topP")),
     )
 
 

@@ -31,6 +31,7 @@ def seen_chat(body: dict[str, Any]) -> Seen:
         ),
         system=next((m["content"] for m in messages if m["role"] == "system"), None),
         max_tokens=body.get("max_tokens"),
+        sampling=(body.get("temperature"), body.get("top_p")),
     )
 
 
@@ -98,6 +99,7 @@ def seen_responses(body: dict[str, Any]) -> Seen:
         ),
         system=body.get("instructions"),
         max_tokens=body.get("max_output_tokens"),
+        sampling=(body.get("temperature"), body.get("top_p")),
     )
 
 

@@ -55,6 +55,8 @@ class Seen:
     """Images sent to the model."""
     system: str | None = None
     max_tokens: int | None = None
+    sampling: tuple[float | None, float | None] = (None, None)
+    """(temperature, top_p) as sent."""
 
 
 def split(text: str, pieces: int) -> list[str]:

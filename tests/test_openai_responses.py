@@ -382,8 +382,9 @@ def test_a_client_that_gives_up_on_a_full_response_gets_its_code_interrupted(
     client.containers.delete(container.id)
 
 
-def test_max_output_tokens_below_16_is_refused(client: openai.OpenAI) -> None:
-    """As OpenAI: max_output_tokens under 16 is a 400 naming the parameter, before any model is asked."""
+@pytest.mark.parametrize(("param", "value"), [("max_output_tokens", 8), ("temperature", 3), ("top_p", 1.5)])
+def test_out_of_range_settings_are_refused(client: openai.OpenAI, param: str, value: float) -> None:
+    """As OpenAI: max_output_tokens under 16, temperature over 2, top_p over 1 are 400s naming the parameter."""
     with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model="kernelgate/exec", input="1", tools=AUTO, max_output_tokens=8)
-    assert caught.value.body["param"] == "max_output_tokens"  # type: ignore[index]
+        client.responses.create(model="kernelgate/exec", input="1", tools=AUTO, **{param: value})  # type: ignore[call-overload]
+    assert caught.value.body["param"] == param  # type: ignore[index]

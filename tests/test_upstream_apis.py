@@ -311,3 +311,11 @@ def test_container_settings_apply_whichever_model(served: Served) -> None:
     again = served.client.responses.create(model="m", input="use it", tools=named, include=OUTPUTS)
     (call,) = _calls(again)
     assert (call.container_id, call.outputs[0].logs) == (loaded.container_id, "42\n")
+
+
+def test_temperature_and_top_p_reach_the_model_where_the_api_takes_them(served: Served) -> None:
+    """temperature and top_p go up with every turn; Anthropic's Messages API (SDK 2.x) has none to set."""
+    served.fake.script = [Reply(code="1"), Reply(text="done")]
+    served.client.responses.create(model="m", input="go", tools=AUTO, temperature=0, top_p=0.5)
+    expected = (None, None) if served.api == "anthropic" else (0, 0.5)
+    assert [seen.sampling for seen in served.fake.seen] == [expected, expected]

@@ -19,7 +19,7 @@ from .._conversation import CodeCall, Item
 from .._errors import GatewayError, InvalidRequest, NotFound
 from .._ids import new_hex_id
 from .._loop import LoopEvent
-from .._model import Model, ModelError
+from .._model import Model, ModelError, Sampling
 from .._records import NetworkPolicy, ResponseRecord
 from .._routing import ModelRouter
 from .._store import Store
@@ -59,7 +59,14 @@ async def create_response(
     instructions = "\n\n".join(text for text in (body.instructions, *parsed.instructions) if text) or None
     builder = ResponseBuilder(response_id, body.model_dump(), with_outputs)
     events = loop.run(
-        model, instructions, items, container_id, body.max_tool_calls, body.functions(), body.max_output_tokens
+        model,
+        instructions,
+        items,
+        container_id,
+        max_iterations=body.max_tool_calls,
+        functions=body.functions(),
+        max_output_tokens=body.max_output_tokens,
+        sampling=Sampling(temperature=body.temperature, top_p=body.top_p),
     )
     finish = _Finisher(store, builder, items, container_id, body.store)
     if body.stream:

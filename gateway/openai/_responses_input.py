@@ -63,8 +63,8 @@ class CreateResponseRequest(BaseModel):
     metadata: dict[str, str] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
     max_output_tokens: int | None = Field(default=None, ge=16)  # as OpenAI: at least 16
     max_tool_calls: int | None = None
     parallel_tool_calls: bool = True
