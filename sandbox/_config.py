@@ -38,6 +38,11 @@ class SandboxConfig(BaseModel):
     adopt: bool = True
     """On start, reconnect to the live sandboxes an earlier manager with this data_dir left behind.
     False removes them instead."""
+    self_stop_grace: float = Field(default=60.0, gt=0)
+    """Seconds past its expiry after which a sandbox that no manager removed (its process was stopped
+    or crashed) stops its own kernel, so a container left behind holds no memory or CPU."""
+    self_stop_check: float = Field(default=15.0, gt=0)
+    """Seconds between a sandbox's own checks of that deadline."""
 
     @field_validator("data_dir")
     @classmethod

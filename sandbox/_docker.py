@@ -60,6 +60,7 @@ class ContainerSpec:
     tmpfs_bytes: int
     mounts: dict[Path, str] = field(default_factory=dict)
     """Host directory -> path inside the container, mounted read-write."""
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,7 @@ class ContainerRuntime:
                 name=spec.name,
                 labels={MANAGED_LABEL: "true", **spec.labels},
                 user=spec.user,
+                environment=spec.environment,
                 hostname="sandbox",
                 working_dir="/mnt/data",
                 host_config=host_config,

@@ -160,6 +160,7 @@ class SandboxManager:
         except BaseException:
             await self._end(sandbox, expired=False)
             raise
+        sandbox._save_activity()  # its deadline, should this process die before the reaper runs
         return sandbox
 
     def get(self, sandbox_id: str) -> Sandbox:
@@ -185,7 +186,10 @@ class SandboxManager:
         for sandbox in expired:
             await self._end(sandbox, expired=True)
         for sandbox in self._sandboxes.values():
-            sandbox._save_activity()
+            try:
+                sandbox._save_activity()
+            except OSError:
+                log.warning("Cannot save sandbox %s's activity and deadline", sandbox.id, exc_info=True)
         if self._watch is not None and not self._watch.alive and self._state is _State.RUNNING:
             log.warning("Docker's event stream ended; subscribing again")
             await self._subscribe()

@@ -72,6 +72,7 @@ class Sandbox:
         self._scan_in_thread = False
         self._ended: SandboxError | None = None
         self._saved_activity = 0.0
+        self._saved_deadline = 0
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.id} memory_limit={self.spec.memory_limit}>"
@@ -333,12 +334,21 @@ class Sandbox:
         self.last_active = time.time()
 
     def _save_activity(self) -> None:
-        """Keep last activity on disk (as a file's mtime) so that expiry survives a manager restart."""
+        """Keep last activity on disk (as a file's mtime) so that expiry survives a manager restart,
+        and tell the container when to stop itself should no manager be left to remove it."""
         if self._saved_activity != self.last_active:
             marker = self._home / ".last_active"
             marker.touch()
             os.utime(marker, (self.last_active, self.last_active))
             self._saved_activity = self.last_active
+        # A long execution is not idleness: keep a busy sandbox's deadline an idle period ahead.
+        expires_at = max(self.expires_at, time.time() + self.spec.idle_timeout) if self.busy else self.expires_at
+        deadline = math.ceil(expires_at + self._config.self_stop_grace)
+        if deadline != self._saved_deadline:
+            written = self._run_dir / "expires-at.tmp"
+            written.write_text(f"{deadline}\n")
+            written.replace(self._run_dir / "expires-at")  # the watchdog never reads half a number
+            self._saved_deadline = deadline
 
     def _load_activity(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -397,6 +407,7 @@ class Sandbox:
             network=self.spec.network,
             tmpfs_bytes=memory,  # tmpfs pages count against the memory limit anyway
             mounts={self._files.root: "/mnt/data", self._run_dir: CONTAINER_RUN_DIR},
+            environment={"KERNELGATE_SELF_STOP_CHECK": f"{self._config.self_stop_check:g}"},
         )
 
     async def _destroy(self, reason: SandboxError) -> None:

@@ -69,6 +69,41 @@ async def test_busy_sandbox_is_not_reaped(data_dir: Path) -> None:
         assert (await running).status.value == "ok"
 
 
+def _running(client: docker.DockerClient, data_dir: Path) -> list[bool]:
+    return [c["State"] == "running" for c in labelled(client, f"kernelgate.data_dir={data_dir}")]
+
+
+async def test_a_sandbox_left_behind_stops_itself_past_its_expiry(
+    data_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    """With no manager left to remove it, a sandbox past its expiry stops its kernel; the next manager removes it."""
+    config = config_for(data_dir, self_stop_grace=1, self_stop_check=0.5)
+    first = SandboxManager(config)
+    await first.start()
+    await first.create(SandboxSpec(memory_limit="256m", idle_timeout=2))
+    await first.close(remove_sandboxes=False)  # as a gateway stopped for good, or one that crashed
+    assert _running(docker_client, data_dir) == [True]
+    for _ in range(40):
+        await asyncio.sleep(0.5)
+        if _running(docker_client, data_dir) == [False]:
+            break
+    assert _running(docker_client, data_dir) == [False]
+    async with SandboxManager(config) as second:
+        assert second.sandboxes() == []
+    assert _containers(docker_client, data_dir) == []
+
+
+async def test_a_sandbox_with_its_manager_does_not_stop_itself(data_dir: Path) -> None:
+    """While a manager runs, its sandbox outlives its own deadline check: a long execution and idle time after it."""
+    config = config_for(data_dir, self_stop_grace=1, self_stop_check=0.5, reap_interval=0.2)
+    async with SandboxManager(config) as manager:
+        sandbox = await manager.create(SandboxSpec(memory_limit="256m", idle_timeout=3))
+        execution = await sandbox.execute("import time; time.sleep(6); print('slept')")
+        assert (execution.status.value, execution.stdout) == ("ok", "slept\n")
+        await asyncio.sleep(2)
+        assert (await sandbox.execute("1 + 1")).status.value == "ok"
+
+
 async def test_a_new_manager_adopts_live_sandboxes(data_dir: Path) -> None:
     """Closed with remove_sandboxes=False, the sandboxes carry on under the next manager, state and all."""
     first = SandboxManager(config_for(data_dir))
