@@ -388,3 +388,15 @@ def test_out_of_range_settings_are_refused(client: openai.OpenAI, param: str, va
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="kernelgate/exec", input="1", tools=AUTO, **{param: value})  # type: ignore[call-overload]
     assert caught.value.body["param"] == param  # type: ignore[index]
+
+
+def test_a_function_output_without_its_call_is_a_400(client: openai.OpenAI) -> None:
+    """As OpenAI: an output whose call_id no function_call carries is refused, naming the id."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model="kernelgate/exec",
+            tools=AUTO,
+            input=[{"type": "function_call_output", "call_id": "call_nowhere", "output": "42"}],
+        )
+    assert caught.value.message.endswith("No tool call found for function call output with call_id call_nowhere.")
+    assert caught.value.body["param"] == "input"  # type: ignore[index]

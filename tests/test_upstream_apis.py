@@ -299,8 +299,8 @@ def test_container_settings_apply_whichever_model(served: Served) -> None:
     tools: Any = [{"type": "code_interpreter", "container": auto}]
     first = served.client.responses.create(model="m", input="add them", tools=tools, include=OUTPUTS)
     loaded, hog = _calls(first)
-    assert (loaded.outputs[0].logs, hog.status) == ("6\n", "failed")
-    assert "1g memory limit" in hog.outputs[0].logs
+    assert loaded.outputs[0].logs == "6\n"
+    assert (hog.status, "1g memory limit" in hog.outputs[0].logs) == ("failed", True), hog.outputs[0].logs
     assert "limited to 1g" in str(served.fake.seen[0].body)
     assert "1g memory limit" in served.fake.seen[-1].results[-1]
     # The container, named by id, is the same live kernel: state set after the kill is still there.
@@ -319,3 +319,16 @@ def test_temperature_and_top_p_reach_the_model_where_the_api_takes_them(served: 
     served.client.responses.create(model="m", input="go", tools=AUTO, temperature=0, top_p=0.5)
     expected = (None, None) if served.api == "anthropic" else (0, 0.5)
     assert [seen.sampling for seen in served.fake.seen] == [expected, expected]
+
+
+def test_a_function_call_left_unanswered_is_a_400(served: Served) -> None:
+    """Continuing past a function call without its output is refused before any model is asked, as OpenAI does."""
+    served.fake.script = [Reply(function=("lookup", '{"word": "zmq"}'))]
+    first = served.client.responses.create(model="m", input="define", tools=[*AUTO, LOOKUP])
+    call = first.output[-1]
+    with pytest.raises(openai.BadRequestError) as caught:
+        served.client.responses.create(
+            model="m", previous_response_id=first.id, input="never mind", tools=[*AUTO, LOOKUP]
+        )
+    assert f"No tool output found for function call {call.call_id}." in caught.value.message
+    assert len(served.fake.requests) == 1

@@ -23,7 +23,7 @@ from .._model import Model, ModelError, Sampling
 from .._records import NetworkPolicy, ResponseRecord
 from .._routing import ModelRouter
 from .._store import Store
-from ._responses_input import CodeInterpreterTool, CreateResponseRequest, parse_input
+from ._responses_input import CodeInterpreterTool, CreateResponseRequest, check_function_calls, parse_input
 from ._responses_render import ResponseBuilder, sse
 from ._shared import Containers, Loop, Responses
 
@@ -49,6 +49,7 @@ async def create_response(
     parsed = parse_input(body.input)
     history, reuse = _history(store, body.previous_response_id)
     items = [*history, *parsed.items]
+    check_function_calls(items)
     if tool is None:
         msg = "kernelgate runs models with the code_interpreter tool: add it to tools."
         raise InvalidRequest(msg, "tools")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,7 +15,14 @@ from .._ids import new_hex_id
 from .._model import FunctionTool
 from ._models import MemoryLimit, NetworkPolicyParam
 
-__all__ = ["AutoContainer", "CodeInterpreterTool", "CreateResponseRequest", "ParsedInput", "parse_input"]
+__all__ = [
+    "AutoContainer",
+    "CodeInterpreterTool",
+    "CreateResponseRequest",
+    "ParsedInput",
+    "check_function_calls",
+    "parse_input",
+]
 
 INCLUDABLE = frozenset(
     {
@@ -126,6 +134,25 @@ class ParsedInput:
     """System and developer messages, which join the request's instructions."""
     file_ids: list[str] = field(default_factory=list)
     """input_file parts: Files API ids to place in the container."""
+
+
+def check_function_calls(items: Sequence[Item]) -> None:
+    """Each function call answered by one output, each output answering a call before it, as OpenAI checks.
+
+    Every upstream API refuses a conversation with a call left unanswered; say so before asking one.
+    """
+    calls: set[str] = set()
+    for item in items:
+        if isinstance(item, FunctionCall):
+            calls.add(item.call_id)
+        elif isinstance(item, FunctionOutput):
+            if item.call_id not in calls:
+                msg = f"No tool call found for function call output with call_id {item.call_id}."
+                raise InvalidRequest(msg, "input")
+            calls.discard(item.call_id)
+    if calls:
+        msg = f"No tool output found for function call {sorted(calls)[0]}."
+        raise InvalidRequest(msg, "input")
 
 
 def parse_input(raw: str | list[dict[str, Any]]) -> ParsedInput:
