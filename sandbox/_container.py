@@ -27,7 +27,7 @@ class KernelContainer:
         self.kernel: KernelClient | None = None
         self.died = asyncio.Event()
         """Set by a `die` event; `stopped()` tells a real stop from a late event of a restart."""
-        self.oom_event = False
+        self.oom = asyncio.Event()
         """Set by an `oom` event: the OOM killer took a process in this container."""
         self._run_dir = run_dir
         self._runtime = runtime
@@ -37,7 +37,7 @@ class KernelContainer:
     def notify(self, action: str) -> None:
         """A Docker event for this container (called on the event loop)."""
         if action == "oom":
-            self.oom_event = True
+            self.oom.set()
         elif action == "die":
             self.died.set()
 
@@ -69,7 +69,7 @@ class KernelContainer:
         still_wanted()
         clear_sockets(self._run_dir)
         self.died.clear()
-        self.oom_event = False
+        self.oom.clear()
         await self._runtime.start(self.id)
         await self._connect()
 

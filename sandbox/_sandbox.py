@@ -35,6 +35,9 @@ __all__ = ["Sandbox"]
 
 # How often a waiting execution looks up from the kernel to check its deadline and the container.
 _POLL = 0.1
+# A kernel that died of SIGKILL, and how long to wait for Docker to say whether the OOM killer sent it.
+_SIGKILLED = 137
+_OOM_REPORT_WAIT = 1.0
 # Up to this many files, /mnt/data is scanned on the event loop (tens of microseconds).
 _SCAN_IN_PLACE = 200
 
@@ -164,7 +167,7 @@ class Sandbox:
         async with self._lock:
             kernel = await self._ready_kernel()
             self.touch()
-            self._box.oom_event = False
+            self._box.oom.clear()
             oom_kills = self._box.oom_kills()
             before = await self._scan()
             started = time.monotonic()
@@ -268,10 +271,17 @@ class Sandbox:
         """Whether the OOM killer struck during this execution: the cgroup's counter, or Docker's event."""
         kills_now = self._box.oom_kills()
         counted = kills_before is not None and kills_now is not None and kills_now > kills_before
-        return counted or self._box.oom_event
+        return counted or self._box.oom.is_set()
 
     async def _recover(self, info: ContainerInfo) -> _Verdict:
-        oom = self._box.oom_event or info.oom_killed
+        oom = self._box.oom.is_set() or info.oom_killed
+        if not oom and info.exit_code == _SIGKILLED:
+            # A SIGKILL is nearly always the OOM killer, and Docker may report its kill after the death:
+            # the `oom` event or the OOMKilled flag can trail the `die` event. Give them a moment.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._box.oom.wait(), _OOM_REPORT_WAIT)
+            later = await self._box.stopped()
+            oom = self._box.oom.is_set() or (later is not None and later.oom_killed)
         await self._restart()
         if oom:
             message = (

@@ -36,7 +36,8 @@ async def test_idle_sandbox_expires_and_is_removed(data_dir: Path, docker_client
         assert _containers(docker_client, data_dir)
         for _ in range(50):
             await asyncio.sleep(0.2)
-            if sandbox not in manager.sandboxes() and not _containers(docker_client, data_dir):
+            # The files go after the container, in a thread: wait for both.
+            if sandbox not in manager.sandboxes() and not _containers(docker_client, data_dir) and not files.exists():
                 break
         with pytest.raises(SandboxExpired):
             manager.get(sandbox.id)
