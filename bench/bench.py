@@ -62,6 +62,18 @@ async def _time(action: Callable[[], Awaitable[object]], runs: int) -> list[floa
     return samples
 
 
+def _time_calls(action: Callable[[], object], runs: int, warmup: int) -> list[float]:
+    """Seconds per call of a blocking action, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        action()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 async def cold_start(manager: SandboxManager, runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
@@ -146,13 +158,7 @@ def http_layer(runs: int) -> float:
             response = http.post("/v1/responses", json=body)
             assert response.status_code == 200, response.text
 
-        for _ in range(20):
-            one()
-        samples = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            one()
-            samples.append(time.perf_counter() - started)
+        samples = _time_calls(one, runs, warmup=20)
     median, p95 = _summary(samples)
     print(f"{'warm 1+1, POST /v1/responses':<34}{median * 1000:>8.2f}ms{p95 * 1000:>8.2f}ms   {runs}")
     return median
@@ -177,13 +183,7 @@ def upstream_apis(runs: int, exec_median: float) -> None:
                     response = http.post("/v1/responses", json=body)
                     assert response.json()["status"] == "completed", response.text
 
-                for _ in range(10):
-                    one()
-                samples = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    one()
-                    samples.append(time.perf_counter() - started)
+                samples = _time_calls(one, runs, warmup=10)
         median, p95 = _summary(samples)
         print(f"{api:<34}{median * 1000:>8.2f}ms{p95 * 1000:>8.2f}ms   {median / exec_median:.1f}x")
 

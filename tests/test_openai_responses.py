@@ -260,15 +260,11 @@ def test_interpreting_goes_out_before_the_code_finishes(client: openai.OpenAI, o
     client.containers.delete(container.id)
 
 
-def test_a_client_that_disconnects_gets_its_code_interrupted(client: openai.OpenAI, openai_base_url: str) -> None:
-    """Leaving mid-execution interrupts the code: the container is free at once and the code never finished."""
-    container = client.containers.create(name="abandoned")
-    tools = [{"type": "code_interpreter", "container": container.id}]
-    code = "import time\nstate = 'kept'\ntime.sleep(60)\nopen('finished', 'w').write('x')"
-    with _sse(openai_base_url, {"model": "kernelgate/exec", "input": code, "tools": tools}) as response:
-        for event in _events(response.iter_lines()):
-            if event["type"] == "response.code_interpreter_call.interpreting":
-                break
+_SLEEPER = "import time\nstate = 'kept'\ntime.sleep(60)\nopen('finished', 'w').write('x')"
+
+
+def _assert_interrupted_and_kept(client: openai.OpenAI, tools: Any) -> None:
+    """The left _SLEEPER never finished, and the kernel kept its state: the next call runs at once."""
     follow = client.with_options(timeout=30).responses.create(
         model="kernelgate/exec",
         input="import os\n(os.path.exists('finished'), state)",
@@ -276,6 +272,18 @@ def test_a_client_that_disconnects_gets_its_code_interrupted(client: openai.Open
         include=OUTPUTS,
     )
     assert _calls(follow)[0].outputs[0].logs == "(False, 'kept')\n"
+
+
+def test_a_client_that_disconnects_gets_its_code_interrupted(client: openai.OpenAI, openai_base_url: str) -> None:
+    """Leaving mid-execution interrupts the code: the container is free at once and the code never finished."""
+    container = client.containers.create(name="abandoned")
+    tools = [{"type": "code_interpreter", "container": container.id}]
+    code = _SLEEPER
+    with _sse(openai_base_url, {"model": "kernelgate/exec", "input": code, "tools": tools}) as response:
+        for event in _events(response.iter_lines()):
+            if event["type"] == "response.code_interpreter_call.interpreting":
+                break
+    _assert_interrupted_and_kept(client, tools)
     client.containers.delete(container.id)
 
 
@@ -365,20 +373,14 @@ def test_a_client_that_gives_up_on_a_full_response_gets_its_code_interrupted(
     """Not streaming either: a client that times out and leaves gets its execution interrupted."""
     container = client.containers.create(name="impatient")
     tools = [{"type": "code_interpreter", "container": container.id}]
-    code = "import time\nstate = 'kept'\ntime.sleep(60)\nopen('finished', 'w').write('x')"
+    code = _SLEEPER
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
             f"{openai_base_url}/v1/responses",
             json={"model": "kernelgate/exec", "input": code, "tools": tools},
             timeout=2,
         )
-    follow = client.with_options(timeout=30).responses.create(
-        model="kernelgate/exec",
-        input="import os\n(os.path.exists('finished'), state)",
-        tools=tools,
-        include=OUTPUTS,
-    )
-    assert _calls(follow)[0].outputs[0].logs == "(False, 'kept')\n"
+    _assert_interrupted_and_kept(client, tools)
     client.containers.delete(container.id)
 
 
