@@ -6,7 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -81,14 +81,16 @@ class Provider(BaseModel):
     max_output_tokens: int | None = Field(default=None, gt=0)
     """Each turn's output limit when the request sets none; Anthropic needs one, so it defaults to 8192."""
 
-    @model_validator(mode="after")
-    def _base_url_for_api(self) -> Provider:
-        if not self.base_url:
-            if self.api not in _DEFAULT_BASE_URLS:
-                msg = f"base_url is required for api = {self.api!r}"
-                raise ValueError(msg)
-            object.__setattr__(self, "base_url", _DEFAULT_BASE_URLS[self.api])
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _base_url_for_api(cls, values: Any) -> Any:
+        if not isinstance(values, dict) or values.get("base_url"):
+            return values
+        api = values.get("api", "chat")
+        if api in ("chat", "responses"):
+            msg = f"base_url is required for api = {api!r}"
+            raise ValueError(msg)
+        return {**values, "base_url": _DEFAULT_BASE_URLS.get(api, "")}  # an unknown api fails on its field
 
     @property
     def takes_images(self) -> bool:

@@ -19,6 +19,7 @@ from ._model import (
     CodeDelta,
     CodeReady,
     FunctionCallRequested,
+    FunctionTool,
     ModelError,
     ModelEvent,
     Stopped,
@@ -27,14 +28,17 @@ from ._model import (
     Usage,
 )
 from ._upstream import IMAGES_NOTE, PYTHON, python_function, result_for_model
-from ._upstream_chat import function_tool, image_urls, upstream_errors
+from ._upstream_chat import image_urls, upstream_errors
 
 __all__ = ["ResponsesModel"]
 
 
-def _tool(chat_tool: dict[str, Any]) -> dict[str, Any]:
-    """A Chat Completions function tool in the Responses API's flat shape."""
-    return {"type": "function", "strict": False, **chat_tool["function"]}
+def _tool(function: FunctionTool) -> dict[str, Any]:
+    """A function tool in the Responses API's flat shape."""
+    tool: dict[str, Any] = {"type": "function", "name": function.name, "parameters": function.parameters}
+    if function.description:
+        tool["description"] = function.description
+    return {**tool, "strict": False}
 
 
 def input_items(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
@@ -77,7 +81,7 @@ class ResponsesModel:
         self._vision = vision
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
-        tools = [_tool(function_tool(f)) for f in (python_function(turn.memory_limit), *turn.functions)]
+        tools = [_tool(f) for f in (python_function(turn.memory_limit), *turn.functions)]
         with upstream_errors():
             stream = await self._client.responses.create(
                 model=self._upstream_model,

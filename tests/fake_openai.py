@@ -14,6 +14,12 @@ def chat_error(status: int) -> dict[str, Any]:
     return {"error": {"message": f"scripted {status}", "type": "server_error", "param": None, "code": None}}
 
 
+def _parts(entries: list[dict[str, Any]], kind: str) -> int:
+    """How many content parts of this type the messages or input items hold."""
+    contents = [entry["content"] for entry in entries if isinstance(entry.get("content"), list)]
+    return sum(1 for content in contents for part in content if part.get("type") == kind)
+
+
 def seen_chat(body: dict[str, Any]) -> Seen:
     messages = body["messages"]
     return Seen(
@@ -22,13 +28,7 @@ def seen_chat(body: dict[str, Any]) -> Seen:
         body=body,
         tools=[tool["function"]["name"] for tool in body.get("tools", [])],
         results=[m["content"] for m in messages if m["role"] == "tool"],
-        images=sum(
-            1
-            for m in messages
-            if isinstance(m.get("content"), list)
-            for part in m["content"]
-            if part.get("type") == "image_url"
-        ),
+        images=_parts(messages, "image_url"),
         system=next((m["content"] for m in messages if m["role"] == "system"), None),
         max_tokens=body.get("max_tokens"),
         sampling=(body.get("temperature"), body.get("top_p")),
@@ -90,13 +90,7 @@ def seen_responses(body: dict[str, Any]) -> Seen:
         body=body,
         tools=[tool["name"] for tool in body.get("tools", [])],
         results=[i["output"] for i in items if i.get("type") == "function_call_output"],
-        images=sum(
-            1
-            for i in items
-            if isinstance(i.get("content"), list)
-            for part in i["content"]
-            if part.get("type") == "input_image"
-        ),
+        images=_parts(items, "input_image"),
         system=body.get("instructions"),
         max_tokens=body.get("max_output_tokens"),
         sampling=(body.get("temperature"), body.get("top_p")),
