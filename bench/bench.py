@@ -89,7 +89,7 @@ async def cold_start(manager: SandboxManager, runs: int) -> list[float]:
 async def raw_round_trips(config: SandboxConfig, sandbox: Sandbox, runs: int) -> list[float]:
     """The baseline: jupyter_client's own execute and wait for idle, on the same ipc sockets."""
     run_dir = config.run_dir / sandbox.id
-    info = json.loads((run_dir / "kernel.json").read_text())
+    info = json.loads((config.control_dir / sandbox.id / "kernel.json").read_text())
     client = AsyncKernelClient()
     client.load_connection_info({**info, "ip": str(run_dir / "k")})
     client.start_channels()

@@ -64,6 +64,12 @@ class SandboxConfig(BaseModel):
         return self.data_dir / "run"
 
     @property
+    def control_dir(self) -> Path:
+        """Per sandbox, the files the manager writes for the container (the kernel's connection file, the
+        self-stop deadline): mounted read-only, so code in the sandbox can never change what it reads."""
+        return self.data_dir / "control"
+
+    @property
     def sandboxes_dir(self) -> Path:
         return self.data_dir / "sandboxes"
 

@@ -7,20 +7,21 @@ the container stops (Docker's `die` and `oom` events, relayed by the manager).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
 from ._errors import SandboxStartError
-from ._kernel import KernelClient, clear_sockets, write_connection_file
+from ._kernel import KernelClient, clear_run_dir, read_connection_file, write_connection_file
 
 __all__ = ["KernelContainer"]
 
 
 class KernelContainer:
-    def __init__(self, sandbox_id: str, run_dir: Path, runtime: ContainerRuntime, start_timeout: float) -> None:
+    def __init__(
+        self, sandbox_id: str, control_dir: Path, run_dir: Path, runtime: ContainerRuntime, start_timeout: float
+    ) -> None:
         self.sandbox_id = sandbox_id
         self.name = f"kernelgate-{sandbox_id}"
         self.id: str | None = None
@@ -29,6 +30,7 @@ class KernelContainer:
         """Set by a `die` event; `stopped()` tells a real stop from a late event of a restart."""
         self.oom = asyncio.Event()
         """Set by an `oom` event: the OOM killer took a process in this container."""
+        self._control_dir = control_dir
         self._run_dir = run_dir
         self._runtime = runtime
         self._start_timeout = start_timeout
@@ -43,15 +45,21 @@ class KernelContainer:
 
     async def start(self, spec: ContainerSpec, owner: tuple[int, int] | None) -> None:
         """Write the connection file, run the container and wait for its kernel."""
-        self._connection = write_connection_file(self._run_dir, owner)
+        self._connection = write_connection_file(self._control_dir, self._run_dir, owner)
         self.id = await self._runtime.run(spec)
         await self._connect()
 
     async def adopt(self, info: ContainerInfo) -> None:
-        """Reconnect to a container an earlier manager started, restarting it if it had stopped."""
+        """Reconnect to a container an earlier manager started, restarting it if it had stopped.
+
+        Raises SandboxStartError when its connection file is unreadable or its kernel does not answer.
+        """
         self.id = info.id
-        raw = json.loads((self._run_dir / "kernel.json").read_text())
-        self._connection = {**raw, "ip": str(self._run_dir / "k")}
+        try:
+            self._connection = read_connection_file(self._control_dir, self._run_dir)
+        except (OSError, ValueError) as exc:
+            msg = f"The kernel of sandbox {self.sandbox_id} cannot be reached: {exc}"
+            raise SandboxStartError(msg, self.sandbox_id) from exc
         if info.running:
             await self._connect()
         else:
@@ -67,7 +75,7 @@ class KernelContainer:
         await self._runtime.kill(self.id)
         await self._runtime.wait_stopped(self.id, timeout=10)
         still_wanted()
-        clear_sockets(self._run_dir)
+        clear_run_dir(self._run_dir)
         self.died.clear()
         self.oom.clear()
         await self._runtime.start(self.id)

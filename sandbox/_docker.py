@@ -60,6 +60,7 @@ class ContainerSpec:
     tmpfs_bytes: int
     mounts: dict[Path, str] = field(default_factory=dict)
     """Host directory -> path inside the container, mounted read-write."""
+    read_only_mounts: dict[Path, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -167,7 +168,13 @@ class ContainerRuntime:
                 security_opt=["no-new-privileges"],
                 read_only=True,
                 tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_bytes}"},
-                mounts=[Mount(target, str(source), type="bind") for source, target in spec.mounts.items()],
+                mounts=[
+                    *(Mount(target, str(source), type="bind") for source, target in spec.mounts.items()),
+                    *(
+                        Mount(target, str(source), type="bind", read_only=True)
+                        for source, target in spec.read_only_mounts.items()
+                    ),
+                ],
             )
             created = api.create_container(
                 spec.image,

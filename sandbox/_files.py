@@ -19,9 +19,23 @@ from typing import BinaryIO
 from ._errors import InvalidFilePath
 from ._models import SandboxFile
 
-__all__ = ["FileStore"]
+__all__ = ["FileStore", "read_small_file"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, refusing links and anything over `limit` bytes (OSError or ValueError)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            msg = f"{path.name} is not a regular file"
+            raise ValueError(msg)
+        data = source.read(limit + 1)
+    if len(data) > limit:
+        msg = f"{path.name} is larger than {limit} bytes"
+        raise ValueError(msg)
+    return data
 
 
 def split_name(name: str) -> tuple[str, ...]:

@@ -8,9 +8,11 @@ nowhere else.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,21 +21,32 @@ from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
+from ._files import read_small_file
 from ._models import DisplayOutput, ErrorOutput, MimeBundle, Output, ResultOutput, StreamOutput
 
-__all__ = ["CONTAINER_RUN_DIR", "Idle", "KernelClient", "clear_sockets", "write_connection_file"]
+__all__ = [
+    "CONTAINER_CONTROL_DIR",
+    "CONTAINER_RUN_DIR",
+    "Idle",
+    "KernelClient",
+    "clear_run_dir",
+    "read_connection_file",
+    "write_connection_file",
+]
 
 CONTAINER_RUN_DIR = "/run/kernelgate"
+CONTAINER_CONTROL_DIR = "/etc/kernelgate"
+_CONNECTION_FILE_MAX = 4096
 _BINARY_MIME = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
 _READY_POLL = 0.25
 _PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
 
-def write_connection_file(run_dir: Path, owner: tuple[int, int] | None) -> dict[str, Any]:
-    """Write the kernel's connection file into `run_dir` and return the host side's connection info.
+def write_connection_file(control_dir: Path, run_dir: Path, owner: tuple[int, int] | None) -> dict[str, Any]:
+    """Write the kernel's connection file into `control_dir` and return the host side's connection info.
 
-    The file holds the key that signs every message, so only the kernel's user may read it.
-
+    The file holds the key that signs every message, so only the kernel's user may read it. It lives in
+    the control directory, which the container mounts read-only: code in the sandbox cannot replace it.
     Both sides share the key; they differ only in where the sockets live: for ipc, `ip` is a path prefix.
     """
     info: dict[str, Any] = {
@@ -44,8 +57,9 @@ def write_connection_file(run_dir: Path, owner: tuple[int, int] | None) -> dict[
         "kernel_name": "python3",
         **_PORTS,
     }
-    path = run_dir / "kernel.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    path = control_dir / "kernel.json"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(json.dumps(info))
         if owner is not None:
@@ -53,10 +67,33 @@ def write_connection_file(run_dir: Path, owner: tuple[int, int] | None) -> dict[
     return {**info, "ip": str(run_dir / "k")}
 
 
-def clear_sockets(run_dir: Path) -> None:
-    """Remove a dead kernel's socket files so that a restarted one binds fresh ones."""
-    for port in _PORTS.values():
-        (run_dir / f"k-{port}").unlink(missing_ok=True)
+def read_connection_file(control_dir: Path, run_dir: Path) -> dict[str, Any]:
+    """The host side's connection info from an earlier manager's connection file.
+
+    Read without following links and capped in size; anything but a connection file kernelgate wrote is
+    a ValueError, never a crash of the manager that adopts it.
+    """
+    raw = read_small_file(control_dir / "kernel.json", _CONNECTION_FILE_MAX)
+    try:
+        info = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"its connection file is not JSON ({exc})"
+        raise ValueError(msg) from exc
+    if not isinstance(info, dict) or not isinstance(info.get("key"), str) or info.get("transport") != "ipc":
+        msg = "its connection file is not a kernel's"
+        raise ValueError(msg)
+    return {**info, **_PORTS, "ip": str(run_dir / "k")}
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Empty the kernel's run directory (its sockets, or whatever its code left there) before a restart."""
+    with os.scandir(run_dir) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 @dataclass(frozen=True, slots=True)

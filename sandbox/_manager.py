@@ -89,7 +89,12 @@ class SandboxManager:
             msg = "A SandboxManager can be started once."
             raise ManagerClosed(msg)
         self._loop = asyncio.get_running_loop()
-        for directory in (self.config.data_dir, self.config.run_dir, self.config.sandboxes_dir):
+        for directory in (
+            self.config.data_dir,
+            self.config.run_dir,
+            self.config.control_dir,
+            self.config.sandboxes_dir,
+        ):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_data_dir()
         try:
@@ -262,7 +267,7 @@ class SandboxManager:
         for info in await self._runtime.list_managed(f"{DATA_DIR}={self.config.data_dir}"):
             await self._recover_one(info)
         await self._remove_orphans()
-        for parent in (self.config.sandboxes_dir, self.config.run_dir):
+        for parent in (self.config.sandboxes_dir, self.config.run_dir, self.config.control_dir):
             for leftover in parent.iterdir():
                 if leftover.name not in self._sandboxes:
                     await asyncio.to_thread(shutil.rmtree, leftover, True)
@@ -283,8 +288,8 @@ class SandboxManager:
             return
         try:
             await sandbox._adopt(info)
-        except (SandboxError, OSError):
-            log.warning("Removing sandbox %s: its kernel could not be reached", sandbox_id, exc_info=True)
+        except (SandboxError, OSError) as exc:
+            log.warning("Removing sandbox %s, which could not be adopted: %s", sandbox_id, exc)
             await self._end(sandbox, expired=False)
             return
         log.info("Adopted sandbox %s", sandbox_id)

@@ -18,7 +18,7 @@ from ._container import KernelContainer
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
 from ._errors import FileNotFoundInSandbox, InvalidFilePath, SandboxError, SandboxNotFound
 from ._files import FileStore, changed
-from ._kernel import CONTAINER_RUN_DIR, Idle, KernelClient
+from ._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR, Idle, KernelClient
 from ._labels import labels_for
 from ._models import (
     ErrorOutput,
@@ -68,8 +68,9 @@ class Sandbox:
         self._runtime = runtime
         self._home = config.sandboxes_dir / sandbox_id
         self._run_dir = config.run_dir / sandbox_id
+        self._control_dir = config.control_dir / sandbox_id
         self._files = FileStore(self._home / "data", config.user)
-        self._box = KernelContainer(sandbox_id, self._run_dir, runtime, config.kernel_start_timeout)
+        self._box = KernelContainer(sandbox_id, self._control_dir, self._run_dir, runtime, config.kernel_start_timeout)
         self._lock = asyncio.Lock()
         self._producers: set[asyncio.Task[None]] = set()
         self._scan_in_thread = False
@@ -355,9 +356,11 @@ class Sandbox:
         expires_at = max(self.expires_at, time.time() + self.spec.idle_timeout) if self.busy else self.expires_at
         deadline = math.ceil(expires_at + self._config.self_stop_grace)
         if deadline != self._saved_deadline:
-            written = self._run_dir / "expires-at.tmp"
+            # In the read-only control directory: the kernel can neither read a link planted here into
+            # our write nor change the deadline. The rename means the watchdog never reads half a number.
+            written = self._control_dir / "expires-at.tmp"
             written.write_text(f"{deadline}\n")
-            written.replace(self._run_dir / "expires-at")  # the watchdog never reads half a number
+            written.replace(self._control_dir / "expires-at")
             self._saved_deadline = deadline
 
     def _load_activity(self) -> None:
@@ -395,6 +398,7 @@ class Sandbox:
             directory.mkdir(parents=True)
             if self._files.chowns:
                 os.chown(directory, *self._config.user)
+        self._control_dir.mkdir(mode=0o755, parents=True)  # the manager's: the kernel only reads it
         for name, data in self.spec.files.items():
             await self.write_file(name, data)
         await self._box.start(self._container_spec(), self._files.owner if self._files.chowns else None)
@@ -417,6 +421,7 @@ class Sandbox:
             network=self.spec.network,
             tmpfs_bytes=memory,  # tmpfs pages count against the memory limit anyway
             mounts={self._files.root: "/mnt/data", self._run_dir: CONTAINER_RUN_DIR},
+            read_only_mounts={self._control_dir: CONTAINER_CONTROL_DIR},
             environment={"KERNELGATE_SELF_STOP_CHECK": f"{self._config.self_stop_check:g}"},
         )
 
@@ -426,3 +431,4 @@ class Sandbox:
         await self._box.remove()
         await asyncio.to_thread(shutil.rmtree, self._home, True)
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
+        await asyncio.to_thread(shutil.rmtree, self._control_dir, True)
