@@ -10,22 +10,30 @@
   fake upstream of each API on loopback (two model requests each), on a warm container; beside the
   same call with kernelgate/exec, which asks no upstream. The difference is each API's translation
   and SDK cost, plus the fake's own.
+- output flood: a gateway in a process of its own runs code that prints 200 MB; its peak memory
+  growth over its resident size before, and how fast /health answers meanwhile (polled every 50 ms).
 - API under load: 20 clients at once, each creating a container, uploading, listing and downloading
   a file and deleting the container through the official openai SDK; latency percentiles per request.
 
 Goals (issue 2): cold start under 1.0 s at the median; library overhead under 1.2x the raw round trip.
 Goal (issue 4): the HTTP layer adds under 5 ms at the median.
 Goal (issue 3): no request of the 20 clients fails, and no container is left.
+Goal (issue 10): a 200 MB flood grows the gateway by under ~100 MB; /health answers in well under 100 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +46,7 @@ import openai
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
 from gateway import Settings
-from gateway.testing import serve
+from gateway.testing import remove_sandboxes, serve
 from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' fake upstream
@@ -227,16 +235,87 @@ def api_load(clients: int) -> None:
         print(f"{name:<34}{p50 * 1000:>8.0f}ms{p95 * 1000:>8.0f}ms{p99 * 1000:>8.0f}ms")
 
 
+def _memory_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def output_flood(megabytes: int) -> None:
+    """A gateway of its own (`kernelgate serve`): peak memory growth and /health latency during a flood."""
+    with tempfile.TemporaryDirectory(prefix="kgb-") as data_dir:
+        port = _free_port()
+        env = {**os.environ, "KERNELGATE_DATA_DIR": data_dir}
+        serve_cmd = "from gateway._cli import main; raise SystemExit(main())"
+        gateway = subprocess.Popen([sys.executable, "-c", serve_cmd, "serve", "--port", str(port)], env=env)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
+                _flood(http, gateway.pid, megabytes)
+        finally:
+            gateway.terminate()
+            gateway.wait(30)
+            asyncio.run(remove_sandboxes(Settings(data_dir=Path(data_dir))))
+
+
+def _flood(http: httpx.Client, pid: int, megabytes: int) -> None:
+    for _ in range(300):
+        with contextlib.suppress(httpx.TransportError):
+            if http.get("/health").status_code == 200:
+                break
+        time.sleep(0.1)
+    tool = [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}]
+    body = {"model": "kernelgate/exec", "input": "1", "tools": tool, "include": ["code_interpreter_call.outputs"]}
+    first = http.post("/v1/responses", json=body).json()  # a warm container, and the code paths loaded
+    before = _memory_kb(pid, "VmRSS")
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def poll_health() -> None:
+        with httpx.Client(base_url=str(http.base_url), timeout=60) as probe:
+            while not done.is_set():
+                started = time.perf_counter()
+                probe.get("/health")
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.05)
+
+    poller = threading.Thread(target=poll_health)
+    poller.start()
+    started = time.perf_counter()
+    code = f"for _ in range({megabytes * 1000}):\n    print('x' * 999)"
+    flood = http.post("/v1/responses", json={**body, "input": code, "previous_response_id": first["id"]})
+    wall = time.perf_counter() - started
+    done.set()
+    poller.join()
+    growth = (_memory_kb(pid, "VmHWM") - before) / 1024
+    health_median, health_p95 = _summary(latencies)
+    print(f"\noutput flood: {megabytes} MB printed ({wall:.1f} s; response {len(flood.content) / 1e6:.1f} MB)")
+    verdict = "met" if growth < 100 else "NOT met"
+    print(f"{'gateway peak memory growth':<34}{growth:>8.0f}MB        goal < 100 MB ({verdict})")
+    print(
+        f"{'/health meanwhile':<34}{health_median * 1000:>8.1f}ms{health_p95 * 1000:>8.1f}ms   "
+        f"{len(latencies)} polls, max {max(latencies) * 1000:.0f} ms (goal: well under 100 ms)"
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold-runs", type=int, default=10)
     parser.add_argument("--warm-runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--upstream-runs", type=int, default=50)
+    parser.add_argument("--flood-megabytes", type=int, default=200)
     args = parser.parse_args()
     library_median = asyncio.run(main(args.cold_runs, args.warm_runs))
     http_median = http_layer(args.warm_runs)
     added = (http_median - library_median) * 1000
     print(f"{'HTTP layer adds (median)':<34}{added:>8.2f}ms        goal < 5 ms ({'met' if added < 5 else 'NOT met'})")
     upstream_apis(args.upstream_runs, http_median)
+    output_flood(args.flood_megabytes)
     api_load(args.clients)

@@ -37,6 +37,9 @@ _VARIABLES = {
     "KERNELGATE_API_KEY": "api_key",
     "KERNELGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "KERNELGATE_EXPIRY_MINUTE_SECONDS": "expiry_minute_seconds",
+    "KERNELGATE_MAX_OUTPUT_CHARS": "max_output_chars",
+    "KERNELGATE_MAX_DISPLAYS": "max_displays",
+    "KERNELGATE_MAX_DISPLAY_BYTES": "max_display_bytes",
     "KERNELGATE_MAX_ITERATIONS": "max_iterations",
     "KERNELGATE_UPSTREAM_BASE_URL": "upstream_base_url",
     "KERNELGATE_UPSTREAM_API_KEY": "upstream_api_key",
@@ -145,6 +148,11 @@ class Settings(BaseModel):
     max_upload_bytes: int = Field(default=512 * 1024**2, gt=0)
     expiry_minute_seconds: float = Field(default=60.0, gt=0)
     """How long one minute of a container's `expires_after` lasts: lower it to test expiry quickly."""
+    max_output_chars: int = Field(default=1_000_000, gt=0)
+    """Characters of stdout and stderr a call keeps: its first and last halves, with a marker between."""
+    max_displays: int = Field(default=100, gt=0)
+    """Figures, results and tracebacks a call keeps; later ones are dropped with a note in its logs."""
+    max_display_bytes: int = Field(default=32 * 1024**2, gt=0)
     max_iterations: int = Field(default=10, ge=1)
     """Model turns that run code before a response ends as incomplete."""
     upstream_base_url: str | None = None
@@ -227,6 +235,9 @@ class Settings(BaseModel):
                 docker_host=self.docker_host,
                 cpus=self.cpus,
                 execution_timeout=self.execution_timeout,
+                max_output_chars=self.max_output_chars,
+                max_displays=self.max_displays,
+                max_display_bytes=self.max_display_bytes,
                 # Check for expired sandboxes often enough for the shortest expiry to be on time.
                 reap_interval=min(5.0, self.expiry_minute_seconds / 12),
             )

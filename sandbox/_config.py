@@ -38,6 +38,16 @@ class SandboxConfig(BaseModel):
     adopt: bool = True
     """On start, reconnect to the live sandboxes an earlier manager with this data_dir left behind.
     False removes them instead."""
+    max_output_chars: int = Field(default=1_000_000, gt=0)
+    """Characters of stdout and stderr an execution keeps: the first half and the last half, with a marker
+    saying how much was dropped between them."""
+    max_displays: int = Field(default=100, gt=0)
+    """Results, displays (figures) and tracebacks an execution keeps; later ones are dropped with a note."""
+    max_display_bytes: int = Field(default=32 * 1024**2, gt=0)
+    """Their summed size per execution."""
+    max_message_bytes: int = Field(default=16 * 1024**2, gt=0)
+    """The largest kernel message read; ZMQ drops larger ones before they reach memory. Large writes to
+    stdout and stderr leave the kernel in 256 KiB messages, so only a display larger than this is lost."""
     self_stop_grace: float = Field(default=60.0, gt=0)
     """Seconds past its expiry after which a sandbox that no manager removed (its process was stopped
     or crashed) stops its own kernel, so a container left behind holds no memory or CPU."""

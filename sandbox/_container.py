@@ -20,7 +20,13 @@ __all__ = ["KernelContainer"]
 
 class KernelContainer:
     def __init__(
-        self, sandbox_id: str, control_dir: Path, run_dir: Path, runtime: ContainerRuntime, start_timeout: float
+        self,
+        sandbox_id: str,
+        control_dir: Path,
+        run_dir: Path,
+        runtime: ContainerRuntime,
+        start_timeout: float,
+        max_message_bytes: int,
     ) -> None:
         self.sandbox_id = sandbox_id
         self.name = f"kernelgate-{sandbox_id}"
@@ -34,6 +40,7 @@ class KernelContainer:
         self._run_dir = run_dir
         self._runtime = runtime
         self._start_timeout = start_timeout
+        self._max_message_bytes = max_message_bytes
         self._connection: dict[str, Any] = {}
 
     def notify(self, action: str) -> None:
@@ -110,7 +117,7 @@ class KernelContainer:
 
     async def _connect(self) -> None:
         """Connect to the kernel, failing fast if its container stops instead of answering."""
-        kernel = KernelClient(self._connection)
+        kernel = KernelClient(self._connection, self._max_message_bytes)
         connecting = asyncio.ensure_future(kernel.connect(self._start_timeout))
         died = asyncio.ensure_future(self.died.wait())
         try:

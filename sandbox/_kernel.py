@@ -7,6 +7,7 @@ nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -19,6 +20,8 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import zmq
+import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 
 from ._files import read_small_file
@@ -28,6 +31,7 @@ __all__ = [
     "CONTAINER_CONTROL_DIR",
     "CONTAINER_RUN_DIR",
     "Idle",
+    "Ignored",
     "KernelClient",
     "clear_run_dir",
     "read_connection_file",
@@ -39,6 +43,10 @@ CONTAINER_CONTROL_DIR = "/etc/kernelgate"
 _CONNECTION_FILE_MAX = 4096
 _BINARY_MIME = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
 _READY_POLL = 0.25
+# Kernel messages queued in this process at most; with the size limit, this bounds their memory.
+_QUEUED_MESSAGES = 8
+# What jupyter_client raises for a message it cannot read: a bad signature, not JSON, a missing header.
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 _PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
 
@@ -101,13 +109,29 @@ class Idle:
     """The kernel finished the execution (its status went back to idle)."""
 
 
-class KernelClient:
-    """One connection to one kernel. Not safe for concurrent executions: the sandbox serialises them."""
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A message of the current execution that was not valid output: counted, never trusted or raised."""
 
-    def __init__(self, connection_info: dict[str, Any]) -> None:
-        self._client = AsyncKernelClient()
+
+class KernelClient:
+    """One connection to one kernel. Not safe for concurrent executions: the sandbox serialises them.
+
+    Everything the kernel sends is hostile input: its code holds the signing key and can send any
+    message. So messages over `max_message_bytes` are refused by ZMQ before they are read, only a few
+    are queued in this process (the rest wait in the kernel's own memory), a flood of ready messages
+    yields to the event loop after each one, and a message that is not valid output becomes `Ignored`.
+    """
+
+    def __init__(self, connection_info: dict[str, Any], max_message_bytes: int) -> None:
+        self._context = zmq.asyncio.Context()
+        self._context.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        self._context.setsockopt(zmq.RCVHWM, _QUEUED_MESSAGES)
+        self._client = AsyncKernelClient(context=self._context)
         self._client.load_connection_info(connection_info)  # type: ignore[arg-type]  # a TypedDict we fill
         self._msg_id: str | None = None
+        self._replied = False
+        self._count: int | None = None
 
     async def connect(self, timeout: float) -> None:
         """Open the channels and wait until the kernel answers on shell and iopub; TimeoutError if not.
@@ -117,6 +141,16 @@ class KernelClient:
         instead, by the sandbox.
         """
         self._client.start_channels(hb=False)
+        await self._wait_subscribed(timeout)
+
+    async def resubscribe(self, timeout: float) -> None:
+        """A new iopub subscription: ZMQ ends one for good when a message breaks its size limit."""
+        self._client.iopub_channel.close()
+        self._client._iopub_channel = None  # the property makes a fresh one
+        self._client.iopub_channel.start()
+        await self._wait_subscribed(timeout)
+
+    async def _wait_subscribed(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             self._client.kernel_info()
@@ -127,42 +161,79 @@ class KernelClient:
                 await self._client.get_iopub_msg(timeout=min(_READY_POLL, remaining))
             except Empty:
                 continue
+            except _UNREADABLE:
+                continue  # not a kernel that started cleanly, or not ours: keep asking until the deadline
             return
         msg = f"the kernel did not answer within {timeout:g} s"
         raise TimeoutError(msg)
 
     def close(self) -> None:
         self._client.stop_channels()
+        self._context.destroy(linger=0)
 
     def execute(self, code: str) -> None:
         self._msg_id = self._client.execute(code, allow_stdin=False, stop_on_error=False)
+        self._replied, self._count = False, None
 
-    async def next_output(self, timeout: float) -> Output | Idle | None:
+    async def next_output(self, timeout: float) -> Output | Idle | Ignored | None:
         """The next output of the current execution, Idle when it is done, None if nothing came in time."""
         while True:
             try:
                 msg = await self._client.get_iopub_msg(timeout=timeout)
             except Empty:
                 return None
-            if msg["parent_header"].get("msg_id") != self._msg_id:
+            except _UNREADABLE:
+                msg = None
+            # When messages are already waiting, awaiting them never suspends: let other tasks run.
+            await asyncio.sleep(0)
+            if msg is None:
+                return Ignored()
+            if _parent_id(msg) != self._msg_id:
                 continue  # late output of an earlier, interrupted execution
-            event = _translate(msg["msg_type"], msg["content"])
+            event = _translate(msg.get("msg_type"), msg.get("content"))
             if event is not None:
                 return event
 
+    async def replied(self) -> bool:
+        """Whether the kernel has answered the current execution on the shell channel (never waits)."""
+        await self._read_reply(0)
+        return self._replied
+
     async def execution_count(self, timeout: float) -> int | None:
-        """Read the current execution's reply off the shell channel (which also keeps it drained)."""
-        while True:
+        """The current execution's count from its reply (which also keeps the shell channel drained)."""
+        await self._read_reply(timeout)
+        return self._count
+
+    async def _read_reply(self, timeout: float) -> None:
+        while not self._replied:
             try:
                 msg = await self._client.get_shell_msg(timeout=timeout)
             except Empty:
-                return None
-            if msg["parent_header"].get("msg_id") == self._msg_id:
-                count = msg["content"].get("execution_count")
-                return int(count) if isinstance(count, int) else None
+                return
+            except _UNREADABLE:
+                continue
+            if _parent_id(msg) == self._msg_id:
+                content = msg.get("content")
+                count = content.get("execution_count") if isinstance(content, dict) else None
+                self._replied, self._count = True, count if isinstance(count, int) else None
 
 
-def _translate(msg_type: str, content: dict[str, Any]) -> Output | Idle | None:
+def _parent_id(msg: dict[str, Any]) -> object:
+    parent = msg.get("parent_header")
+    return parent.get("msg_id") if isinstance(parent, dict) else None
+
+
+def _translate(msg_type: object, content: object) -> Output | Idle | Ignored | None:
+    """Our output for a kernel message; Ignored when it is not what a kernel sends, None when it is no output."""
+    if not isinstance(content, dict):
+        return Ignored()
+    try:
+        return _output(msg_type, content)
+    except (ValueError, TypeError, KeyError):  # pydantic's ValidationError and binascii.Error are ValueErrors
+        return Ignored()
+
+
+def _output(msg_type: object, content: dict[str, Any]) -> Output | Idle | None:
     if msg_type == "stream":
         return StreamOutput(name=content["name"], text=content["text"])
     if msg_type == "execute_result":
@@ -180,11 +251,15 @@ def _translate(msg_type: str, content: dict[str, Any]) -> Output | Idle | None:
     return None
 
 
-def _bundle(data: dict[str, Any]) -> MimeBundle:
+def _bundle(data: object) -> MimeBundle:
+    """A MIME bundle with binary types decoded; anything malformed (bad base64 too) is a ValueError."""
+    if not isinstance(data, dict) or not data:
+        msg = "a display's data must be a non-empty object"
+        raise ValueError(msg)
     bundle: MimeBundle = {}
     for mime, value in data.items():
         if mime in _BINARY_MIME and isinstance(value, str):
-            bundle[mime] = base64.b64decode(value)
+            bundle[mime] = base64.b64decode(value, validate=True)
         elif isinstance(value, str):
             bundle[mime] = value
         else:

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ._budget import OutputBudget, OutputLimits
 from ._config import SandboxConfig
 from ._container import KernelContainer
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
 from ._errors import FileNotFoundInSandbox, InvalidFilePath, SandboxError, SandboxNotFound
 from ._files import FileStore, changed
-from ._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR, Idle, KernelClient
+from ._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR, Idle, Ignored, KernelClient
 from ._labels import labels_for
 from ._models import (
-    ErrorOutput,
     Execution,
     ExecutionEvent,
     ExecutionStatus,
@@ -42,11 +42,24 @@ _OOM_REPORT_WAIT = 1.0
 _SCAN_IN_PLACE = 200
 
 
+# The kernel replied but its idle status never came (dropped with a message over the size limit): done
+# after this long with no output at all, and a kernel that does not answer a new subscription by then
+# is restarted. (A kernel still sending a huge buffer keeps its output coming, so it is never cut short.)
+_IDLE_AFTER_REPLY = 2.0
+_RESUBSCRIBE_WAIT = 10.0
+_LOST_IDLE = (
+    "the kernel's end-of-execution message never arrived, so some output may be missing "
+    "(the code sent more, or larger, messages than the sandbox reads)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     status: ExecutionStatus
     state_kept: bool = True
     message: str | None = None
+    note: str | None = None
+    """Said in the outputs' closing note rather than as the execution's message."""
 
 
 class Sandbox:
@@ -70,7 +83,19 @@ class Sandbox:
         self._run_dir = config.run_dir / sandbox_id
         self._control_dir = config.control_dir / sandbox_id
         self._files = FileStore(self._home / "data", config.user)
-        self._box = KernelContainer(sandbox_id, self._control_dir, self._run_dir, runtime, config.kernel_start_timeout)
+        self._box = KernelContainer(
+            sandbox_id,
+            self._control_dir,
+            self._run_dir,
+            runtime,
+            config.kernel_start_timeout,
+            config.max_message_bytes,
+        )
+        self._limits = OutputLimits(
+            text_chars=config.max_output_chars,
+            rich_outputs=config.max_displays,
+            rich_bytes=config.max_display_bytes,
+        )
         self._lock = asyncio.Lock()
         self._producers: set[asyncio.Task[None]] = set()
         self._scan_in_thread = False
@@ -172,22 +197,31 @@ class Sandbox:
             oom_kills = self._box.oom_kills()
             before = await self._scan()
             started = time.monotonic()
+            budget = OutputBudget(self._limits)
             outputs: list[Output] = []
             verdict: _Verdict | None = None
             async for item in self._run(kernel, code, limit, abandoned):
                 if isinstance(item, _Verdict):
                     verdict = item
-                else:
-                    outputs.append(item)
-                    yield item
+                    continue
+                if isinstance(item, Ignored):
+                    budget.ignore()
+                    continue
+                for kept in budget.admit(item):
+                    outputs.append(kept)
+                    yield kept
             if verdict is None:  # abandoned: the code was stopped and nobody waits for a result
                 return
+            if verdict.note:
+                budget.note(verdict.note)
+            for kept in budget.closing():
+                outputs.append(kept)
+                yield kept
             count = await kernel.execution_count(1.0) if verdict.state_kept else None
             self.touch()
             after = await self._scan()
-            errors = [o for o in outputs if isinstance(o, ErrorOutput)]
             status, message = verdict.status, verdict.message
-            if status is ExecutionStatus.OK and errors:
+            if status is ExecutionStatus.OK and budget.last_error is not None:
                 status = ExecutionStatus.ERROR
             if message is None and self._oom_since(oom_kills):  # the kernel lived; a child did not
                 message = (
@@ -198,7 +232,7 @@ class Sandbox:
                 execution=Execution(
                     status=status,
                     outputs=tuple(outputs),
-                    error=errors[-1] if errors else None,
+                    error=budget.last_error,
                     duration=time.monotonic() - started,
                     files=changed(before, after),
                     state_kept=verdict.state_kept,
@@ -209,9 +243,10 @@ class Sandbox:
 
     async def _run(
         self, kernel: KernelClient, code: str, limit: float | None, abandoned: asyncio.Event
-    ) -> AsyncIterator[Output | _Verdict]:
+    ) -> AsyncIterator[Output | Ignored | _Verdict]:
         kernel.execute(code)
         deadline = time.monotonic() + limit if limit is not None else math.inf
+        replied_at: float | None = None
         while (remaining := deadline - time.monotonic()) > 0:
             if abandoned.is_set():
                 await self._stop(kernel, [])
@@ -225,7 +260,12 @@ class Sandbox:
             elif self._box.died.is_set() and (info := await self._box.stopped()) is not None:
                 yield await self._recover(info)
                 return
-        late: list[Output] = []
+            elif await kernel.replied():
+                replied_at = replied_at or time.monotonic()
+                if time.monotonic() - replied_at >= _IDLE_AFTER_REPLY:
+                    yield await self._lost_output(kernel)
+                    return
+        late: list[Output | Ignored] = []
         kept = await self._stop(kernel, late)
         for output in late:
             yield output
@@ -240,7 +280,18 @@ class Sandbox:
             )
         yield _Verdict(ExecutionStatus.TIMEOUT, state_kept=kept, message=message)
 
-    async def _stop(self, kernel: KernelClient, late: list[Output]) -> bool:
+    async def _lost_output(self, kernel: KernelClient) -> _Verdict:
+        """The kernel replied but its output stopped short: subscribe again, or restart a kernel that
+        no longer publishes anything."""
+        try:
+            await kernel.resubscribe(_RESUBSCRIBE_WAIT)
+        except TimeoutError:
+            await self._restart()
+            message = "The kernel stopped sending its output, so it was restarted; its variables are gone."
+            return _Verdict(ExecutionStatus.KERNEL_DIED, state_kept=False, message=message, note=_LOST_IDLE)
+        return _Verdict(ExecutionStatus.OK, note=_LOST_IDLE)
+
+    async def _stop(self, kernel: KernelClient, late: list[Output | Ignored]) -> bool:
         """Interrupt the running code; restart the kernel if it is not idle within the grace period.
 
         Returns whether the kernel (and its variables) survived; outputs that arrive meanwhile go to `late`.

@@ -8,3 +8,5 @@ c.HistoryManager.enabled = False
 # plt.show() and a figure left at the end of a cell become PNG display outputs.
 c.InlineBackend.figure_formats = {"png"}
 c.InlineBackend.rc = {"figure.dpi": 100}
+# Large writes to stdout and stderr leave in 256 KiB messages (images/kernel/kernelgate_outstream.py).
+c.IPKernelApp.outstream_class = "kernelgate_outstream.ChunkedOutStream"
