@@ -273,7 +273,24 @@ def _flood(http: httpx.Client, pid: int, megabytes: int) -> None:
     tool = [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}]
     body = {"model": "kernelgate/exec", "input": "1", "tools": tool, "include": ["code_interpreter_call.outputs"]}
     first = http.post("/v1/responses", json=body).json()  # a warm container, and the code paths loaded
+    body["previous_response_id"] = first["id"]
     before = _memory_kb(pid, "VmRSS")
+    code = f"for _ in range({megabytes * 1000}):\n    print('x' * 999)"
+    flood, wall, latencies = _while_polling_health(http, {**body, "input": code})
+    growth = (_memory_kb(pid, "VmHWM") - before) / 1024
+    print(f"\noutput flood: {megabytes} MB printed ({wall:.1f} s; response {len(flood.content) / 1e6:.1f} MB)")
+    verdict = "met" if growth < 100 else "NOT met"
+    print(f"{'gateway peak memory growth':<34}{growth:>8.0f}MB        goal < 100 MB ({verdict})")
+    _print_health("/health meanwhile", latencies)
+    code = "import os\nos.makedirs('many')\nfor i in range(100_000):\n    open(f'many/{i}', 'w').close()"
+    _, wall, latencies = _while_polling_health(http, {**body, "input": code})
+    _print_health(f"/health, 100,000 files ({wall:.0f} s)", latencies)
+    _, wall, latencies = _while_polling_health(http, {**body, "input": "1 + 1"})
+    _print_health(f"/health, next call ({wall:.1f} s)", latencies)
+
+
+def _while_polling_health(http: httpx.Client, body: dict[str, object]) -> tuple[httpx.Response, float, list[float]]:
+    """POST the body to /v1/responses while another client polls /health every 50 ms."""
     latencies: list[float] = []
     done = threading.Event()
 
@@ -288,18 +305,18 @@ def _flood(http: httpx.Client, pid: int, megabytes: int) -> None:
     poller = threading.Thread(target=poll_health)
     poller.start()
     started = time.perf_counter()
-    code = f"for _ in range({megabytes * 1000}):\n    print('x' * 999)"
-    flood = http.post("/v1/responses", json={**body, "input": code, "previous_response_id": first["id"]})
+    response = http.post("/v1/responses", json=body)
     wall = time.perf_counter() - started
     done.set()
     poller.join()
-    growth = (_memory_kb(pid, "VmHWM") - before) / 1024
-    health_median, health_p95 = _summary(latencies)
-    print(f"\noutput flood: {megabytes} MB printed ({wall:.1f} s; response {len(flood.content) / 1e6:.1f} MB)")
-    verdict = "met" if growth < 100 else "NOT met"
-    print(f"{'gateway peak memory growth':<34}{growth:>8.0f}MB        goal < 100 MB ({verdict})")
+    assert response.status_code == 200, response.text
+    return response, wall, latencies
+
+
+def _print_health(label: str, latencies: list[float]) -> None:
+    median, p95 = _summary(latencies)
     print(
-        f"{'/health meanwhile':<34}{health_median * 1000:>8.1f}ms{health_p95 * 1000:>8.1f}ms   "
+        f"{label:<34}{median * 1000:>8.1f}ms{p95 * 1000:>8.1f}ms   "
         f"{len(latencies)} polls, max {max(latencies) * 1000:.0f} ms (goal: well under 100 ms)"
     )
 

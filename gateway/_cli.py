@@ -81,6 +81,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     from ._app import create_app
 
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    # Scans of a sandbox's files run in threads; with the default 5 ms switch interval each one makes
+    # every I/O handoff of the event loop's thread wait up to 5 ms for the GIL. The server is for latency.
+    sys.setswitchinterval(0.001)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
 

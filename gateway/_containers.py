@@ -6,10 +6,11 @@ sandbox expires the container reads `expired`, and using it is an error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -182,7 +183,12 @@ class ContainerService:
     async def list_files(
         self, container_id: str, after: str | None, limit: int, order: Order
     ) -> Page[ContainerFileRecord]:
-        await self.sync_files(container_id)
+        """A page of the container's files; the first page brings the records up to date with /mnt/data
+        (the next pages continue that listing rather than scanning again)."""
+        if after is None:
+            await self.sync_files(container_id)
+        else:
+            self.sandbox(container_id)  # still running, and counts as activity
         try:
             return self._store.list_container_files(container_id, after, limit, order)
         except CursorNotFound as exc:
@@ -208,21 +214,26 @@ class ContainerService:
         await self.sandbox(container_id).delete_file(record.path)
         self._store.delete_container_file(record.id)
 
-    async def sync_files(self, container_id: str) -> list[ContainerFileRecord]:
-        """Bring the records in line with /mnt/data: files the code wrote become `assistant` files."""
+    async def sync_files(self, container_id: str, paths: Collection[str] = ()) -> dict[str, ContainerFileRecord]:
+        """Bring the records in line with /mnt/data (files the code wrote become `assistant` files) and
+        return those of `paths`.
+
+        The code decides how many files there are, so the comparison and the writes run in a thread.
+        """
         sandbox = self.sandbox(container_id)
         present = {f.path: f for f in await sandbox.list_files()}
-        known = {r.path: r for r in self._store.container_files(container_id)}
-        for path, record in known.items():
-            found = present.get(path)
-            if found is None:
-                self._store.delete_container_file(record.id)
-            elif found.size != record.bytes:
-                self._store.set_container_file_size(record.id, found.size)
-        for path, found in present.items():
-            if path not in known:
-                self._store.add_container_file(_assistant_file(container_id, found))
-        return self._store.container_files(container_id)
+        return await asyncio.to_thread(self._sync_files, container_id, present, paths)
+
+    def _sync_files(
+        self, container_id: str, present: dict[str, SandboxFile], paths: Collection[str]
+    ) -> dict[str, ContainerFileRecord]:
+        known = self._store.container_file_sizes(container_id)
+        removed = [file_id for path, (file_id, _) in known.items() if path not in present]
+        resized = [(i, present[p].size) for p, (i, size) in known.items() if p in present and present[p].size != size]
+        added = [_assistant_file(container_id, found) for path, found in present.items() if path not in known]
+        if removed or resized or added:
+            self._store.update_container_files(removed, resized, added)
+        return self._store.container_files_at(container_id, paths) if paths else {}
 
 
 def _assistant_file(container_id: str, found: SandboxFile) -> ContainerFileRecord:

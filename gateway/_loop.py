@@ -248,9 +248,8 @@ class ToolLoop:
     async def _execute(self, call_id: str, code: str, container_id: str) -> CodeCall:
         sandbox = self._containers.sandbox(container_id)
         execution = await sandbox.execute(code, timeout=self._timeout)
-        paths = {f.path for f in execution.files}
-        records = await self._containers.sync_files(container_id)
-        written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records if r.path in paths)
+        records = await self._containers.sync_files(container_id, [f.path for f in execution.files])
+        written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
         return CodeCall(
             id=call_id,
             code=code,
@@ -265,11 +264,13 @@ class ToolLoop:
         """The answer, with a citation over each `sandbox:/mnt/data/...` link to a file in the container."""
         if "sandbox:" not in text:
             return AssistantMessage(id=message_id, text=text)
-        files = {r.path: r.id for r in await self._containers.sync_files(container_id)}
+        links = list(_SANDBOX_LINK.finditer(text))
+        files = await self._containers.sync_files(container_id, {link[2] for link in links})
         citations = []
-        for link in _SANDBOX_LINK.finditer(text):
-            file_id = files.get(link[2])
-            if file_id is not None:
+        for link in links:
+            record = files.get(link[2])
+            if record is not None:
+                file_id = record.id
                 filename = link[2].rsplit("/", 1)[-1]
                 citations.append(
                     Citation(

@@ -1,14 +1,15 @@
 """Metadata in SQLite under the data directory: files, containers, container files.
 
 Calls are synchronous: each is one indexed statement of well under a millisecond (WAL mode), so the
-event loop is not held up; blobs live on disk beside the database, never in it.
+event loop is not held up; blobs live on disk beside the database, never in it. What grows with the
+files a sandbox's code made (`update_container_files`) is one transaction, called from a thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -173,16 +174,43 @@ class Store:
             [record.id, record.container_id, record.path, record.source, record.bytes, record.created_at],
         )
 
-    def set_container_file_size(self, file_id: str, size: int) -> None:
-        self._run("UPDATE container_files SET bytes = ? WHERE id = ?", [size, file_id])
+    def update_container_files(
+        self, removed: Sequence[str], resized: Sequence[tuple[str, int]], added: Sequence[ContainerFileRecord]
+    ) -> None:
+        """Delete, resize (id, bytes) and add container files in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("DELETE FROM container_files WHERE id = ?", [(i,) for i in removed])
+                self._db.executemany("UPDATE container_files SET bytes = ? WHERE id = ?", [(b, i) for i, b in resized])
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO container_files VALUES (?, ?, ?, ?, ?, ?)",
+                    [(r.id, r.container_id, r.path, r.source, r.bytes, r.created_at) for r in added],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def get_container_file(self, container_id: str, file_id: str) -> ContainerFileRecord | None:
         rows = self._run("SELECT * FROM container_files WHERE container_id = ? AND id = ?", [container_id, file_id])
         return _container_file(rows[0]) if rows else None
 
-    def container_files(self, container_id: str) -> list[ContainerFileRecord]:
-        rows = self._run("SELECT * FROM container_files WHERE container_id = ?", [container_id])
-        return [_container_file(r) for r in rows]
+    def container_file_sizes(self, container_id: str) -> dict[str, tuple[str, int]]:
+        """Path -> (id, bytes) of every file of the container, as plain tuples (there may be very many)."""
+        rows = self._run("SELECT path, id, bytes FROM container_files WHERE container_id = ?", [container_id])
+        return {row["path"]: (row["id"], row["bytes"]) for row in rows}
+
+    def container_files_at(self, container_id: str, paths: Collection[str]) -> dict[str, ContainerFileRecord]:
+        """The container's files at these paths, by path."""
+        found: dict[str, ContainerFileRecord] = {}
+        ordered = list(paths)
+        for start in range(0, len(ordered), 500):  # SQLite limits the parameters of one statement
+            chunk = ordered[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT * FROM container_files WHERE container_id = ? AND path IN ({marks})"
+            found.update((row["path"], _container_file(row)) for row in self._run(sql, [container_id, *chunk]))
+        return found
 
     def list_container_files(
         self, container_id: str, after: str | None, limit: int, order: Order

@@ -45,6 +45,8 @@ class SandboxConfig(BaseModel):
     """Results, displays (figures) and tracebacks an execution keeps; later ones are dropped with a note."""
     max_display_bytes: int = Field(default=32 * 1024**2, gt=0)
     """Their summed size per execution."""
+    max_listed_files: int = Field(default=1000, gt=0)
+    """Changed files an execution lists (the first by name); a note says how many more there were."""
     max_message_bytes: int = Field(default=16 * 1024**2, gt=0)
     """The largest kernel message read; ZMQ drops larger ones before they reach memory. Large writes to
     stdout and stderr leave the kernel in 256 KiB messages, so only a display larger than this is lost."""

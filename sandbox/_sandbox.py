@@ -18,7 +18,7 @@ from ._config import SandboxConfig
 from ._container import KernelContainer
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
 from ._errors import FileNotFoundInSandbox, InvalidFilePath, SandboxError, SandboxNotFound
-from ._files import FileStore, changed
+from ._files import FileStore, Scan, changed
 from ._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR, Idle, Ignored, KernelClient
 from ._labels import labels_for
 from ._models import (
@@ -38,7 +38,7 @@ _POLL = 0.1
 # A kernel that died of SIGKILL, and how long to wait for Docker to say whether the OOM killer sent it.
 _SIGKILLED = 137
 _OOM_REPORT_WAIT = 1.0
-# Up to this many files, /mnt/data is scanned on the event loop (tens of microseconds).
+# Up to this many entries, /mnt/data is scanned on the event loop (tens of microseconds).
 _SCAN_IN_PLACE = 200
 
 
@@ -98,7 +98,6 @@ class Sandbox:
         )
         self._lock = asyncio.Lock()
         self._producers: set[asyncio.Task[None]] = set()
-        self._scan_in_thread = False
         self._ended: SandboxError | None = None
         self._saved_activity = 0.0
         self._saved_deadline = 0
@@ -214,12 +213,19 @@ class Sandbox:
                 return
             if verdict.note:
                 budget.note(verdict.note)
+            count = await kernel.execution_count(1.0) if verdict.state_kept else None
+            self.touch()
+            after, (files, changed_count) = await self._changes(before)
+            if after.unnamed:
+                budget.note(f"{after.unnamed:,} entries in /mnt/data have names that are not UTF-8 and are not listed")
+            if changed_count > len(files):
+                budget.note(
+                    f"the code changed {changed_count:,} files in /mnt/data; the first "
+                    f"{len(files):,} by name are listed with this call"
+                )
             for kept in budget.closing():
                 outputs.append(kept)
                 yield kept
-            count = await kernel.execution_count(1.0) if verdict.state_kept else None
-            self.touch()
-            after = await self._scan()
             status, message = verdict.status, verdict.message
             if status is ExecutionStatus.OK and budget.last_error is not None:
                 status = ExecutionStatus.ERROR
@@ -234,7 +240,7 @@ class Sandbox:
                     outputs=tuple(outputs),
                     error=budget.last_error,
                     duration=time.monotonic() - started,
-                    files=changed(before, after),
+                    files=files,
                     state_kept=verdict.state_kept,
                     message=message,
                     execution_count=count,
@@ -309,15 +315,24 @@ class Sandbox:
         await self._restart()
         return False
 
-    async def _scan(self) -> dict[str, SandboxFile]:
-        """/mnt data's files. A small directory is scanned in place: a thread hop costs more than the
-        scan (about 1 ms per execution, measured with make bench); a large one in a thread."""
-        if self._scan_in_thread:
-            found = await asyncio.to_thread(self._files.scan)
-        else:
-            found = self._files.scan()
-        self._scan_in_thread = len(found) > _SCAN_IN_PLACE
-        return found
+    async def _scan(self) -> Scan:
+        """/mnt/data's files. A small directory is scanned in place: a thread hop costs more than the
+        scan (about 1 ms per execution, measured with make bench); past a few hundred entries, in a thread."""
+        found = self._files.scan_small(_SCAN_IN_PLACE)
+        return found if found is not None else await asyncio.to_thread(self._files.scan)
+
+    async def _changes(self, before: Scan) -> tuple[Scan, tuple[tuple[SandboxFile, ...], int]]:
+        """/mnt/data now, and the files changed since `before` (see `changed`); in a thread when large."""
+        limit = self._config.max_listed_files
+        after = self._files.scan_small(_SCAN_IN_PLACE) if before.entries <= _SCAN_IN_PLACE else None
+        if after is not None:
+            return after, changed(before, after, limit)
+
+        def scan_and_compare() -> tuple[Scan, tuple[tuple[SandboxFile, ...], int]]:
+            after = self._files.scan()
+            return after, changed(before, after, limit)
+
+        return await asyncio.to_thread(scan_and_compare)
 
     def _oom_since(self, kills_before: int | None) -> bool:
         """Whether the OOM killer struck during this execution: the cgroup's counter, or Docker's event."""
@@ -371,8 +386,7 @@ class Sandbox:
     async def list_files(self) -> list[SandboxFile]:
         """Every regular file under /mnt/data, by name."""
         with self._file_errors("."):
-            found = await asyncio.to_thread(self._files.scan)
-        return sorted(found.values(), key=lambda f: f.name)
+            return list(await asyncio.to_thread(lambda: self._files.scan().listing()))
 
     async def delete_file(self, name: str) -> None:
         with self._file_errors(name):

@@ -243,3 +243,32 @@ def test_a_print_flood_gives_a_bounded_response(client: openai.OpenAI) -> None:
     assert 1_000_000 <= len(logs) < 1_001_000
     assert logs.endswith("END\n")
     assert "characters of output dropped here" in logs
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_with_a_note(client: openai.OpenAI) -> None:
+    """Such a name once broke the store, and with it every later request on the container."""
+    code = "open(b'/mnt/data/bad\\xff.txt', 'w').write('x')\nopen('good.txt', 'w').write('y')"
+    call, logs = _logs(client, code)
+    assert call.status == "completed"
+    assert "1 entries in /mnt/data have names that are not UTF-8" in logs
+    listed = [f.path for f in client.containers.files.list(call.container_id)]
+    assert listed == ["/mnt/data/good.txt"]
+    follow_up = client.responses.create(
+        model="kernelgate/exec",
+        input="print(sorted(os.listdir('.')) if (os := __import__('os')) else 0)",
+        tools=[{"type": "code_interpreter", "container": call.container_id}],
+    )
+    assert follow_up.status == "completed"
+    assert "good.txt" in follow_up.output_text
+
+
+def test_twenty_thousand_files_are_all_recorded(client: openai.OpenAI) -> None:
+    """Files the code writes are recorded in one transaction, off the event loop, however many."""
+    code = "import os\nos.makedirs('many')\nfor i in range(20_000):\n    open(f'many/{i}.txt', 'w').close()"
+    call, _ = _logs(client, code)
+    assert call.status == "completed"
+    page = client.containers.files.list(call.container_id, limit=100, order="asc")
+    assert len(page.data) == 100
+    assert page.has_more
+    seen = sum(1 for _ in client.containers.files.list(call.container_id, limit=100))
+    assert seen == 20_000
