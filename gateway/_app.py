@@ -51,7 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="kernelgate", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, render=lambda exc: error_response(413, str(exc)))
+    app.add_middleware(
+        BodyLimit,
+        upload_bytes=settings.max_upload_bytes,
+        json_bytes=settings.max_json_bytes,
+        render=lambda exc: error_response(413, str(exc)),
+    )
     app.add_api_route("/health", health, methods=["GET"], summary="Docker and kernel image status")
     guard = [Depends(api_key_check(settings.api_key))]
     app.include_router(containers_router, dependencies=[*guard, Depends(_sandboxes_ready)])

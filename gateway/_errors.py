@@ -64,12 +64,9 @@ class NotFound(GatewayError):
 class PayloadTooLarge(GatewayError):
     status = 413
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, setting: str = "KERNELGATE_MAX_UPLOAD_BYTES") -> None:
         self.limit = limit
-        super().__init__(
-            f"The request body is larger than the {limit} bytes allowed: "
-            "raise KERNELGATE_MAX_UPLOAD_BYTES to allow more."
-        )
+        super().__init__(f"The request body is larger than the {limit} bytes allowed: raise {setting} to allow more.")
 
 
 class Unavailable(GatewayError):

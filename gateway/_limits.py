@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -13,6 +14,8 @@ from ._errors import PayloadTooLarge, Unauthorized
 
 __all__ = ["BodyLimit", "api_key_check"]
 
+# The routes that take uploads: the Files API and a container's files.
+_UPLOAD_ROUTE = re.compile(r"/v1/files|/v1/containers/[^/]+/files")
 # Room for multipart boundaries and the other form fields around a file of the largest allowed size.
 _ENVELOPE = 64 * 1024
 
@@ -20,22 +23,35 @@ _ENVELOPE = 64 * 1024
 class BodyLimit:
     """Refuse bodies over the limit: at once by Content-Length, or as soon as a chunked body passes it.
 
-    The multipart parser spools uploads to disk, so this is what keeps a huge upload from filling it.
+    Uploads (multipart) may be as large as the upload limit: the multipart parser spools them to disk,
+    so this is what keeps a huge one from filling it. Every other body is parsed in memory, so it has
+    its own, much smaller limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, render: Callable[[PayloadTooLarge], Response]) -> None:
+    def __init__(
+        self, app: ASGIApp, upload_bytes: int, json_bytes: int, render: Callable[[PayloadTooLarge], Response]
+    ) -> None:
         self._app = app
-        self._max = max_bytes
-        self._allowed = max_bytes + _ENVELOPE
+        self._upload = PayloadTooLarge(upload_bytes, "KERNELGATE_MAX_UPLOAD_BYTES")
+        self._json = PayloadTooLarge(json_bytes, "KERNELGATE_MAX_JSON_BYTES")
         self._render = render
+
+    def _limit(self, path: str, headers: dict[bytes, bytes]) -> tuple[PayloadTooLarge, int]:
+        """The error for this request's kind of body, and the bytes it may have."""
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        if multipart and _UPLOAD_ROUTE.fullmatch(path):
+            return self._upload, self._upload.limit + _ENVELOPE
+        return self._json, self._json.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self._allowed:
-            await self._render(PayloadTooLarge(self._max))(scope, receive, send)
+        headers = dict(scope["headers"])
+        error, allowed = self._limit(scope["path"], headers)
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > allowed:
+            await self._render(error)(scope, receive, send)
             return
         received = 0
         exceeded = False
@@ -44,9 +60,9 @@ class BodyLimit:
             nonlocal received, exceeded
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self._allowed:
+            if received > allowed:
                 exceeded = True
-                raise PayloadTooLarge(self._max)
+                raise error
             return message
 
         async def sending(message: Message) -> None:
@@ -54,7 +70,7 @@ class BodyLimit:
             if not exceeded:
                 await send(message)
             elif message["type"] == "http.response.start":
-                await self._render(PayloadTooLarge(self._max))(scope, receive, send)
+                await self._render(error)(scope, receive, send)
 
         await self._app(scope, counting, sending)
 

@@ -36,6 +36,9 @@ _VARIABLES = {
     "KERNELGATE_LOG_LEVEL": "log_level",
     "KERNELGATE_API_KEY": "api_key",
     "KERNELGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "KERNELGATE_MAX_JSON_BYTES": "max_json_bytes",
+    "KERNELGATE_MAX_SANDBOXES": "max_sandboxes",
+    "KERNELGATE_MEMORY_OVERCOMMIT": "memory_overcommit",
     "KERNELGATE_EXPIRY_MINUTE_SECONDS": "expiry_minute_seconds",
     "KERNELGATE_MAX_OUTPUT_CHARS": "max_output_chars",
     "KERNELGATE_MAX_DISPLAYS": "max_displays",
@@ -146,6 +149,13 @@ class Settings(BaseModel):
     api_key: str | None = None
     """When set, every /v1 route needs `Authorization: Bearer <key>`."""
     max_upload_bytes: int = Field(default=512 * 1024**2, gt=0)
+    """The largest multipart upload (a file and its form)."""
+    max_json_bytes: int = Field(default=32 * 1024**2, gt=0)
+    """The largest body of any other request (JSON): far smaller, since it is parsed in memory."""
+    max_sandboxes: int = Field(default=64, gt=0)
+    """Live sandboxes at most; one more is a 429."""
+    memory_overcommit: float = Field(default=1.5, gt=0)
+    """Live sandboxes' memory limits may add up to this multiple of the host's memory; past it, a 429."""
     expiry_minute_seconds: float = Field(default=60.0, gt=0)
     """How long one minute of a container's `expires_after` lasts: lower it to test expiry quickly."""
     max_output_chars: int = Field(default=1_000_000, gt=0)
@@ -235,6 +245,8 @@ class Settings(BaseModel):
                 docker_host=self.docker_host,
                 cpus=self.cpus,
                 execution_timeout=self.execution_timeout,
+                max_sandboxes=self.max_sandboxes,
+                memory_overcommit=self.memory_overcommit,
                 max_output_chars=self.max_output_chars,
                 max_displays=self.max_displays,
                 max_display_bytes=self.max_display_bytes,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from ._config import SandboxConfig
 from ._errors import (
+    CapacityExceeded,
     DataDirInUse,
     DockerUnavailable,
     FileNotFoundInSandbox,
     ImageNotFound,
     InvalidFilePath,
     ManagerClosed,
+    MemoryLimitTooLarge,
     SandboxError,
     SandboxExpired,
     SandboxNotFound,
@@ -40,6 +42,7 @@ from ._models import (
 from ._sandbox import Sandbox
 
 __all__ = [
+    "CapacityExceeded",
     "DataDirInUse",
     "DisplayOutput",
     "DockerUnavailable",
@@ -53,6 +56,7 @@ __all__ = [
     "ImageNotFound",
     "InvalidFilePath",
     "ManagerClosed",
+    "MemoryLimitTooLarge",
     "MimeBundle",
     "Output",
     "ResultOutput",

@@ -38,6 +38,11 @@ class SandboxConfig(BaseModel):
     adopt: bool = True
     """On start, reconnect to the live sandboxes an earlier manager with this data_dir left behind.
     False removes them instead."""
+    max_sandboxes: int = Field(default=64, gt=0)
+    """Live sandboxes at most; one more is refused with CapacityExceeded."""
+    memory_overcommit: float = Field(default=1.5, gt=0)
+    """The live sandboxes' memory limits may add up to this multiple of the host's memory (most code
+    uses far less than its limit); past it a new sandbox is refused with CapacityExceeded."""
     max_output_chars: int = Field(default=1_000_000, gt=0)
     """Characters of stdout and stderr an execution keeps: the first half and the last half, with a marker
     saying how much was dropped between them."""

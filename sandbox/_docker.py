@@ -140,6 +140,15 @@ class ContainerRuntime:
 
         return await self._call(ping)
 
+    async def host_memory(self) -> int:
+        """Bytes of memory on the engine's host (which may not be this one)."""
+
+        def info() -> int:
+            with _map_errors():
+                return int(self._docker().info().get("MemTotal", 0))
+
+        return await self._call(info)
+
     async def image_id(self, image: str) -> str | None:
         def inspect() -> str | None:
             with _map_errors(image):

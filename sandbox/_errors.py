@@ -6,6 +6,8 @@
     ├── SandboxNotFound          no such sandbox (never existed, or removed)
     ├── SandboxExpired           it existed but idled past its expiry and was removed
     ├── SandboxStartError        the container or kernel did not come up; retrying may help
+    ├── MemoryLimitTooLarge      the spec asks for more memory than the engine's host has: ask for less
+    ├── CapacityExceeded         no room for another sandbox now: remove one, or retry once one expires
     ├── InvalidFilePath          a file name escapes /mnt/data, or names a link or a non-file
     ├── FileNotFoundInSandbox    no such file in /mnt/data
     ├── DataDirInUse             another manager holds this data directory: stop it or pick another
@@ -19,12 +21,14 @@ dead kernels are statuses on `Execution`. A malformed `SandboxSpec` fails as pyd
 from __future__ import annotations
 
 __all__ = [
+    "CapacityExceeded",
     "DataDirInUse",
     "DockerUnavailable",
     "FileNotFoundInSandbox",
     "ImageNotFound",
     "InvalidFilePath",
     "ManagerClosed",
+    "MemoryLimitTooLarge",
     "SandboxError",
     "SandboxExpired",
     "SandboxNotFound",
@@ -90,6 +94,22 @@ class FileNotFoundInSandbox(SandboxError):
         self.name = name
         self.sandbox_id = sandbox_id
         super().__init__(f"No file {name!r} in /mnt/data of sandbox {sandbox_id!r}.")
+
+
+class MemoryLimitTooLarge(SandboxError):
+    """The host cannot honour the memory limit: the container would be killed before it reached it."""
+
+    def __init__(self, memory_limit: str, host_bytes: int) -> None:
+        self.memory_limit = memory_limit
+        self.host_bytes = host_bytes
+        super().__init__(
+            f"memory_limit {memory_limit!r} is more than this host's {host_bytes / 1024**3:.1f} GiB of memory: "
+            "ask for a smaller limit."
+        )
+
+
+class CapacityExceeded(SandboxError):
+    """Another sandbox would pass the manager's cap on live sandboxes or on their summed memory limits."""
 
 
 class ManagerClosed(SandboxError):

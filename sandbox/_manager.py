@@ -25,7 +25,15 @@ from pydantic import BaseModel, ConfigDict
 
 from ._config import SandboxConfig
 from ._docker import MANAGED_LABEL, ContainerEvent, ContainerInfo, ContainerRuntime, EventWatch
-from ._errors import DataDirInUse, ManagerClosed, SandboxError, SandboxExpired, SandboxNotFound
+from ._errors import (
+    CapacityExceeded,
+    DataDirInUse,
+    ManagerClosed,
+    MemoryLimitTooLarge,
+    SandboxError,
+    SandboxExpired,
+    SandboxNotFound,
+)
 from ._labels import DATA_DIR, SANDBOX_ID, spec_from_labels
 from ._models import SandboxSpec
 from ._sandbox import Sandbox
@@ -68,6 +76,7 @@ class SandboxManager:
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_fd: int | None = None
+        self._host_memory = 0
 
     async def __aenter__(self) -> SandboxManager:
         await self.start()
@@ -99,6 +108,7 @@ class SandboxManager:
         self._lock_data_dir()
         try:
             await self._runtime.version()
+            self._host_memory = await self._runtime.host_memory()
             await self._subscribe()
             await self._recover()
         except BaseException:
@@ -147,13 +157,13 @@ class SandboxManager:
     async def create(self, spec: SandboxSpec | None = None) -> Sandbox:
         """Start a sandbox and wait until its kernel answers.
 
-        Raises ImageNotFound, DockerUnavailable, or SandboxStartError; a failed or cancelled start
-        leaves nothing behind.
+        Raises MemoryLimitTooLarge or CapacityExceeded before anything is made; ImageNotFound,
+        DockerUnavailable, or SandboxStartError; a failed or cancelled start leaves nothing behind.
         """
         self._check_running()
-        sandbox = Sandbox(
-            f"sbx_{secrets.token_hex(12)}", spec or SandboxSpec(), self.config, self._runtime, time.time()
-        )
+        spec = spec or SandboxSpec()
+        self._admit(spec)
+        sandbox = Sandbox(f"sbx_{secrets.token_hex(12)}", spec, self.config, self._runtime, time.time())
         self._sandboxes[sandbox.id] = sandbox
         starting = asyncio.ensure_future(sandbox._create())
         try:
@@ -167,6 +177,27 @@ class SandboxManager:
             raise
         sandbox._save_activity()  # its deadline, should this process die before the reaper runs
         return sandbox
+
+    def _admit(self, spec: SandboxSpec) -> None:
+        """Refuse a sandbox the host cannot hold. Synchronous, so concurrent creates cannot race past it."""
+        if self._host_memory and spec.memory_bytes > self._host_memory:
+            raise MemoryLimitTooLarge(spec.memory_limit, self._host_memory)
+        if len(self._sandboxes) >= self.config.max_sandboxes:
+            msg = (
+                f"{len(self._sandboxes)} sandboxes are live, the most this gateway runs at once: delete one, or "
+                "retry once one expires (KERNELGATE_MAX_SANDBOXES raises the cap)."
+            )
+            raise CapacityExceeded(msg)
+        budget = self._host_memory * self.config.memory_overcommit
+        committed = sum(sb.spec.memory_bytes for sb in self._sandboxes.values())
+        if self._host_memory and committed + spec.memory_bytes > budget:
+            msg = (
+                f"The live sandboxes' memory limits add up to {committed / 1024**3:.1f} GiB; another "
+                f"{spec.memory_limit} would pass the {budget / 1024**3:.1f} GiB this host allows "
+                f"({self.config.memory_overcommit:g} x its memory): delete a sandbox, ask for less, or retry once "
+                "one expires (KERNELGATE_MEMORY_OVERCOMMIT raises the budget)."
+            )
+            raise CapacityExceeded(msg)
 
     def get(self, sandbox_id: str) -> Sandbox:
         """The live sandbox; raises SandboxExpired or SandboxNotFound."""

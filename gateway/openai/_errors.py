@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import (
+    CapacityExceeded,
     DataDirInUse,
     DockerUnavailable,
     FileNotFoundInSandbox,
     ImageNotFound,
     InvalidFilePath,
     ManagerClosed,
+    MemoryLimitTooLarge,
     SandboxError,
     SandboxExpired,
     SandboxNotFound,
@@ -37,6 +39,8 @@ log = logging.getLogger("kernelgate.gateway")
 # Sandbox errors -> (status, param). Errors the SDK should not retry get x-should-retry: false.
 _SANDBOX_STATUS: dict[type[SandboxError], tuple[int, str | None]] = {
     InvalidFilePath: (400, "file"),
+    MemoryLimitTooLarge: (400, "memory_limit"),
+    CapacityExceeded: (429, None),
     SandboxExpired: (400, None),
     SandboxNotFound: (404, None),
     FileNotFoundInSandbox: (404, "file_id"),
@@ -49,12 +53,19 @@ _SANDBOX_STATUS: dict[type[SandboxError], tuple[int, str | None]] = {
 _NO_RETRY = (DockerUnavailable, ImageNotFound, DataDirInUse)
 
 
+# Seconds a client should wait before asking again for a sandbox (as OpenAI's 429s say).
+_RETRY_AFTER = "5"
+
+
 def error_response(
     status: int, message: str, param: str | None = None, code: str | None = None, *, retry: bool = True
 ) -> JSONResponse:
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     headers = {} if retry or status < 500 else {"x-should-retry": "false"}
+    if status == 429:  # OpenAI's shape for limits: type "requests", code "rate_limit_exceeded"
+        kind, code = "requests", code or "rate_limit_exceeded"
+        headers["retry-after"] = _RETRY_AFTER
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
