@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import Mount
+from docker.types import LogConfig, Mount, Ulimit
 
 from ._errors import DockerUnavailable, ImageNotFound, SandboxError
 
@@ -177,6 +177,10 @@ class ContainerRuntime:
                 security_opt=["no-new-privileges"],
                 read_only=True,
                 tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmpfs_bytes}"},
+                # The kernel echoes what its code writes to fd 1 and 2 into the container's log: keep one
+                # small file of it (for start-up failures), never a log that fills /var/lib/docker.
+                log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+                ulimits=[Ulimit(name="core", soft=0, hard=0), Ulimit(name="nofile", soft=4096, hard=4096)],
                 mounts=[
                     *(Mount(target, str(source), type="bind") for source, target in spec.mounts.items()),
                     *(

@@ -272,3 +272,21 @@ def test_twenty_thousand_files_are_all_recorded(client: openai.OpenAI) -> None:
     assert page.has_more
     seen = sum(1 for _ in client.containers.files.list(call.container_id, limit=100))
     assert seen == 20_000
+
+
+async def test_output_written_below_python_does_not_fill_the_container_log(
+    sandbox: Sandbox, docker_client: docker.DockerClient
+) -> None:
+    """os.write(1, ...) goes to the kernel's own stdout, which Docker logs: that log stays one small file."""
+    code = "import os\nchunk = b'x' * 1_000_000 + b'\\n'\nfor _ in range(50):\n    os.write(1, chunk)"
+    assert (await sandbox.execute(code, timeout=120)).status is ExecutionStatus.OK
+    assert sandbox.container_id is not None
+    log_path = Path(docker_client.api.inspect_container(sandbox.container_id)["LogPath"])
+    sizes = [p.stat().st_size for p in log_path.parent.glob(log_path.name + "*")]
+    assert sum(sizes) < 3 * 1024**2, sizes
+
+
+async def test_core_dumps_are_off_and_open_files_are_capped(sandbox: Sandbox) -> None:
+    """A crashing process leaves no core file to fill /mnt/data; descriptors stop at 4096."""
+    code = "import resource\n[resource.getrlimit(r) for r in (resource.RLIMIT_CORE, resource.RLIMIT_NOFILE)]"
+    assert await _value(sandbox, code) == "[(0, 0), (4096, 4096)]"

@@ -74,7 +74,8 @@ async def test_data_stack_is_installed(sandbox: Sandbox) -> None:
 
 
 async def test_container_has_hardened_defaults(sandbox: Sandbox, docker_client: docker.DockerClient) -> None:
-    """The container drops capabilities, forbids privilege gain, and caps memory, swap, CPU and pids."""
+    """The container drops capabilities, forbids privilege gain, caps memory, swap, CPU, pids, open files
+    and its log, and writes no core dumps."""
     assert sandbox.container_id is not None
     attrs = docker_client.containers.get(sandbox.container_id).attrs
     host = attrs["HostConfig"]
@@ -88,6 +89,8 @@ async def test_container_has_hardened_defaults(sandbox: Sandbox, docker_client: 
     assert host["NanoCpus"] == 1_000_000_000
     assert host["PidsLimit"] == 512
     assert "/tmp" in host["Tmpfs"]
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}
+    assert {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]} == {"core": (0, 0), "nofile": (4096, 4096)}
     assert attrs["Config"]["Labels"]["kernelgate.managed"] == "true"
     assert attrs["Config"]["Labels"]["kernelgate.sandbox_id"] == sandbox.id
     assert attrs["Config"]["Labels"]["kernelgate.memory_limit"] == "512m"
