@@ -98,5 +98,6 @@ async def health(request: Request) -> JSONResponse:
         "docker": {"reachable": status.docker_version is not None, "version": status.docker_version},
         "image": {"name": status.image, "present": status.image_id is not None, "id": status.image_id},
         "sandboxes": len(manager.sandboxes()),
+        "disk_limit": status.disk_limit,
     }
     return JSONResponse(body, status_code=503 if problem else 200)

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sandbox import SandboxConfig
+from sandbox import SandboxConfig, parse_size
 
 __all__ = ["Provider", "Settings", "SettingsError", "load_providers"]
 
@@ -38,6 +38,8 @@ _VARIABLES = {
     "KERNELGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "KERNELGATE_MAX_JSON_BYTES": "max_json_bytes",
     "KERNELGATE_MAX_SANDBOXES": "max_sandboxes",
+    "KERNELGATE_DISK_LIMIT": "disk_limit",
+    "KERNELGATE_MAX_FILES": "max_files",
     "KERNELGATE_MEMORY_OVERCOMMIT": "memory_overcommit",
     "KERNELGATE_EXPIRY_MINUTE_SECONDS": "expiry_minute_seconds",
     "KERNELGATE_MAX_OUTPUT_CHARS": "max_output_chars",
@@ -158,6 +160,10 @@ class Settings(BaseModel):
     """Live sandboxes' memory limits may add up to this multiple of the host's memory; past it, a 429."""
     expiry_minute_seconds: float = Field(default=60.0, gt=0)
     """How long one minute of a container's `expires_after` lasts: lower it to test expiry quickly."""
+    disk_limit: int | None = Field(default=8 * 1024**3, gt=0)
+    """Bytes of /mnt/data per sandbox, as a size (`8g`); `off` for none. Needs a root gateway."""
+    max_files: int = Field(default=200_000, gt=0)
+    """Files and directories in /mnt/data per sandbox (with the disk limit)."""
     max_output_chars: int = Field(default=1_000_000, gt=0)
     """Characters of stdout and stderr a call keeps: its first and last halves, with a marker between."""
     max_displays: int = Field(default=100, gt=0)
@@ -183,6 +189,13 @@ class Settings(BaseModel):
     anthropic_base_url: str | None = None
     gemini_api_key: str | None = None
     gemini_base_url: str | None = None
+
+    @field_validator("disk_limit", mode="before")
+    @classmethod
+    def _disk_size(cls, value: object) -> object:
+        if isinstance(value, str):
+            return None if value.strip().lower() in ("off", "none", "0") else parse_size(value)
+        return value
 
     def builtin_providers(self) -> dict[str, Provider]:
         """`Anthropic/` and `Gemini/`, from the providers' own variables; a named provider overrides each."""
@@ -247,6 +260,8 @@ class Settings(BaseModel):
                 execution_timeout=self.execution_timeout,
                 max_sandboxes=self.max_sandboxes,
                 memory_overcommit=self.memory_overcommit,
+                disk_limit=self.disk_limit,
+                max_files=self.max_files,
                 max_output_chars=self.max_output_chars,
                 max_displays=self.max_displays,
                 max_display_bytes=self.max_display_bytes,

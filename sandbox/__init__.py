@@ -12,6 +12,7 @@ from ._config import SandboxConfig
 from ._errors import (
     CapacityExceeded,
     DataDirInUse,
+    DiskFull,
     DockerUnavailable,
     FileNotFoundInSandbox,
     ImageNotFound,
@@ -38,12 +39,14 @@ from ._models import (
     SandboxSpec,
     StreamOutput,
     parse_memory_limit,
+    parse_size,
 )
 from ._sandbox import Sandbox
 
 __all__ = [
     "CapacityExceeded",
     "DataDirInUse",
+    "DiskFull",
     "DisplayOutput",
     "DockerUnavailable",
     "EngineStatus",
@@ -71,4 +74,5 @@ __all__ = [
     "SandboxStartError",
     "StreamOutput",
     "parse_memory_limit",
+    "parse_size",
 ]

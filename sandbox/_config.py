@@ -43,6 +43,10 @@ class SandboxConfig(BaseModel):
     memory_overcommit: float = Field(default=1.5, gt=0)
     """The live sandboxes' memory limits may add up to this multiple of the host's memory (most code
     uses far less than its limit); past it a new sandbox is refused with CapacityExceeded."""
+    disk_limit: int | None = Field(default=8 * 1024**3, gt=0)
+    """Bytes of /mnt/data per sandbox, enforced by a filesystem of its own (needs root; None: no limit)."""
+    max_files: int = Field(default=200_000, gt=0)
+    """Files and directories in /mnt/data per sandbox, with the disk limit."""
     max_output_chars: int = Field(default=1_000_000, gt=0)
     """Characters of stdout and stderr an execution keeps: the first half and the last half, with a marker
     saying how much was dropped between them."""

@@ -10,6 +10,7 @@
     ├── CapacityExceeded         no room for another sandbox now: remove one, or retry once one expires
     ├── InvalidFilePath          a file name escapes /mnt/data, or names a link or a non-file
     ├── FileNotFoundInSandbox    no such file in /mnt/data
+    ├── DiskFull                 /mnt/data is at its disk limit: delete files first
     ├── DataDirInUse             another manager holds this data directory: stop it or pick another
     └── ManagerClosed            the manager was closed, or never started
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 __all__ = [
     "CapacityExceeded",
     "DataDirInUse",
+    "DiskFull",
     "DockerUnavailable",
     "FileNotFoundInSandbox",
     "ImageNotFound",
@@ -110,6 +112,17 @@ class MemoryLimitTooLarge(SandboxError):
 
 class CapacityExceeded(SandboxError):
     """Another sandbox would pass the manager's cap on live sandboxes or on their summed memory limits."""
+
+
+class DiskFull(SandboxError):
+    """/mnt/data has no room for the file: its disk limit (bytes or files) is reached."""
+
+    def __init__(self, name: str, sandbox_id: str) -> None:
+        self.name = name
+        self.sandbox_id = sandbox_id
+        super().__init__(
+            f"No room for {name!r}: /mnt/data of sandbox {sandbox_id!r} is at its disk limit. Delete files first."
+        )
 
 
 class ManagerClosed(SandboxError):

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ._config import SandboxConfig
+from ._disk import available as disk_limits_unavailable
 from ._docker import MANAGED_LABEL, ContainerEvent, ContainerInfo, ContainerRuntime, EventWatch
 from ._errors import (
     CapacityExceeded,
@@ -36,7 +37,7 @@ from ._errors import (
 )
 from ._labels import DATA_DIR, SANDBOX_ID, spec_from_labels
 from ._models import SandboxSpec
-from ._sandbox import Sandbox
+from ._sandbox import Sandbox, remove_home
 
 __all__ = ["EngineStatus", "SandboxManager"]
 
@@ -54,6 +55,8 @@ class EngineStatus(BaseModel):
     image_id: str | None
     problem: str | None
     """What stands in the way, in words, or None when all is ready."""
+    disk_limit: int | None = None
+    """Bytes of /mnt/data each sandbox may use, or None when there is no limit (see SandboxConfig)."""
 
 
 class _State(enum.Enum):
@@ -77,6 +80,7 @@ class SandboxManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_fd: int | None = None
         self._host_memory = 0
+        self._limit_disk = False
 
     async def __aenter__(self) -> SandboxManager:
         await self.start()
@@ -109,6 +113,7 @@ class SandboxManager:
         try:
             await self._runtime.version()
             self._host_memory = await self._runtime.host_memory()
+            self._limit_disk = self._check_disk_limits()
             await self._subscribe()
             await self._recover()
         except BaseException:
@@ -150,7 +155,10 @@ class SandboxManager:
         problem = None
         if image_id is None:
             problem = f"Kernel image {image!r} is missing: build it with `make image`."
-        return EngineStatus(docker_version=version, image=image, image_id=image_id, problem=problem)
+        disk_limit = self.config.disk_limit if self._limit_disk else None
+        return EngineStatus(
+            docker_version=version, image=image, image_id=image_id, problem=problem, disk_limit=disk_limit
+        )
 
     # -- sandboxes --------------------------------------------------------------------------------
 
@@ -163,7 +171,9 @@ class SandboxManager:
         self._check_running()
         spec = spec or SandboxSpec()
         self._admit(spec)
-        sandbox = Sandbox(f"sbx_{secrets.token_hex(12)}", spec, self.config, self._runtime, time.time())
+        sandbox = Sandbox(
+            f"sbx_{secrets.token_hex(12)}", spec, self.config, self._runtime, time.time(), limit_disk=self._limit_disk
+        )
         self._sandboxes[sandbox.id] = sandbox
         starting = asyncio.ensure_future(sandbox._create())
         try:
@@ -233,6 +243,14 @@ class SandboxManager:
 
     # -- insides ----------------------------------------------------------------------------------
 
+    def _check_disk_limits(self) -> bool:
+        if self.config.disk_limit is None:
+            return False
+        reason = disk_limits_unavailable()
+        if reason is not None:
+            log.warning("Sandboxes get no disk limit: %s (see the README's Security model).", reason)
+        return reason is None
+
     def _lock_data_dir(self) -> None:
         fd = os.open(self.config.data_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -298,7 +316,10 @@ class SandboxManager:
         for info in await self._runtime.list_managed(f"{DATA_DIR}={self.config.data_dir}"):
             await self._recover_one(info)
         await self._remove_orphans()
-        for parent in (self.config.sandboxes_dir, self.config.run_dir, self.config.control_dir):
+        for leftover in self.config.sandboxes_dir.iterdir():
+            if leftover.name not in self._sandboxes:
+                await asyncio.to_thread(remove_home, leftover)
+        for parent in (self.config.run_dir, self.config.control_dir):
             for leftover in parent.iterdir():
                 if leftover.name not in self._sandboxes:
                     await asyncio.to_thread(shutil.rmtree, leftover, True)
@@ -311,7 +332,7 @@ class SandboxManager:
             log.warning("Removing container %s: its labels are not a sandbox's", info.id[:12])
             await self._runtime.remove(info.id)
             return
-        sandbox = Sandbox(sandbox_id, spec, self.config, self._runtime, created_at)
+        sandbox = Sandbox(sandbox_id, spec, self.config, self._runtime, created_at, limit_disk=self._limit_disk)
         sandbox._load_activity()
         self._sandboxes[sandbox_id] = sandbox
         if not self.config.adopt or sandbox.expires_at <= time.time():

@@ -26,6 +26,7 @@ __all__ = [
     "SandboxSpec",
     "StreamOutput",
     "parse_memory_limit",
+    "parse_size",
 ]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([bkmg]?)b?\s*$", re.IGNORECASE)
@@ -34,13 +35,22 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 MIN_MEMORY = 128 * 1024**2
 
 
-def parse_memory_limit(text: str) -> int:
+def parse_size(text: str) -> int:
     """Bytes in a Docker-style size: `1g`, `512m`, `4G`, `1048576`."""
     match = _SIZE.match(text)
     if match is None:
-        msg = f"memory limit {text!r} is not a size such as '1g' or '512m'"
+        msg = f"{text!r} is not a size such as '1g' or '512m'"
         raise ValueError(msg)
-    size = int(match[1]) * _UNITS[match[2].lower()]
+    return int(match[1]) * _UNITS[match[2].lower()]
+
+
+def parse_memory_limit(text: str) -> int:
+    """Bytes in a Docker-style size (see `parse_size`), at least what a kernel needs."""
+    try:
+        size = parse_size(text)
+    except ValueError:
+        msg = f"memory limit {text!r} is not a size such as '1g' or '512m'"
+        raise ValueError(msg) from None
     if size < MIN_MEMORY:
         msg = f"memory limit {text!r} is below the 128m a kernel needs"
         raise ValueError(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 import os
 import shutil
@@ -16,8 +17,16 @@ from typing import BinaryIO
 from ._budget import OutputBudget, OutputLimits
 from ._config import SandboxConfig
 from ._container import KernelContainer
+from ._disk import create_disk, release_disk
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
-from ._errors import FileNotFoundInSandbox, InvalidFilePath, SandboxError, SandboxNotFound
+from ._errors import (
+    DiskFull,
+    FileNotFoundInSandbox,
+    InvalidFilePath,
+    SandboxError,
+    SandboxNotFound,
+    SandboxStartError,
+)
 from ._files import FileStore, Scan, changed
 from ._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR, Idle, Ignored, KernelClient
 from ._labels import labels_for
@@ -31,7 +40,9 @@ from ._models import (
     SandboxSpec,
 )
 
-__all__ = ["Sandbox"]
+__all__ = ["Sandbox", "remove_home"]
+
+_DISK_IMAGE = "data.img"
 
 # How often a waiting execution looks up from the kernel to check its deadline and the container.
 _POLL = 0.1
@@ -72,6 +83,8 @@ class Sandbox:
         config: SandboxConfig,
         runtime: ContainerRuntime,
         created_at: float,
+        *,
+        limit_disk: bool = False,
     ) -> None:
         self.id = sandbox_id
         self.spec = spec
@@ -82,6 +95,7 @@ class Sandbox:
         self._home = config.sandboxes_dir / sandbox_id
         self._run_dir = config.run_dir / sandbox_id
         self._control_dir = config.control_dir / sandbox_id
+        self._limit_disk = limit_disk
         self._files = FileStore(self._home / "data", config.user)
         self._box = KernelContainer(
             sandbox_id,
@@ -402,6 +416,10 @@ class Sandbox:
             raise FileNotFoundInSandbox(name, self.id) from exc
         except (IsADirectoryError, NotADirectoryError) as exc:
             raise InvalidFilePath(name, "a directory is in the way") from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(name, self.id) from exc
+            raise
 
     # -- lifecycle (driven by SandboxManager) ------------------------------------------------------
 
@@ -459,8 +477,19 @@ class Sandbox:
 
     async def _create(self) -> None:
         """Make the directories, place the spec's files, start the container and connect."""
+        self._home.mkdir(parents=True)
+        if self._limit_disk:
+            assert self._config.disk_limit is not None
+            image, limit, files = self._home / _DISK_IMAGE, self._config.disk_limit, self._config.max_files
+            try:
+                await asyncio.to_thread(create_disk, image, self._files.root, limit, files)
+            except OSError as exc:
+                msg = f"The /mnt/data disk of sandbox {self.id} could not be made: {exc}"
+                raise SandboxStartError(msg, self.id) from exc
+        else:
+            self._files.root.mkdir()
+        self._run_dir.mkdir(parents=True)
         for directory in (self._files.root, self._run_dir):
-            directory.mkdir(parents=True)
             if self._files.chowns:
                 os.chown(directory, *self._config.user)
         self._control_dir.mkdir(mode=0o755, parents=True)  # the manager's: the kernel only reads it
@@ -494,6 +523,12 @@ class Sandbox:
         """Remove the container and every file; later use raises `reason`."""
         self._ended = reason
         await self._box.remove()
-        await asyncio.to_thread(shutil.rmtree, self._home, True)
+        await asyncio.to_thread(remove_home, self._home)
         await asyncio.to_thread(shutil.rmtree, self._run_dir, True)
         await asyncio.to_thread(shutil.rmtree, self._control_dir, True)
+
+
+def remove_home(home: Path) -> None:
+    """Delete a sandbox's own files, unmounting its /mnt data filesystem first if it has one."""
+    release_disk(home / _DISK_IMAGE, home / "data")
+    shutil.rmtree(home, ignore_errors=True)

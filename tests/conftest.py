@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -40,7 +41,12 @@ def test_root(docker_client: docker.DockerClient) -> Iterator[Path]:
     ]
     for container in leaked:
         docker_client.api.remove_container(container["Id"], force=True)
+    with open("/proc/mounts") as mounts:  # sandboxes' disks: a removed sandbox unmounts its own
+        mounted = [line.split()[1] for line in mounts if line.split()[1].startswith(f"{root}/")]
+    for mountpoint in mounted:
+        subprocess.run(["umount", "--lazy", mountpoint], check=False)
     assert not leaked, f"tests leaked containers: {[c['Names'] for c in leaked]}"
+    assert not mounted, f"tests leaked mounts: {mounted}"
 
 
 @pytest.fixture

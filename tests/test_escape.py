@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import openai
 import pytest
 
-from sandbox import ExecutionStatus, Sandbox, SandboxManager, SandboxSpec
+from gateway import Settings
+from gateway.testing import serve
+from sandbox import DiskFull, ExecutionStatus, Sandbox, SandboxManager, SandboxSpec
 
-from .conftest import config_for, labelled
+from .conftest import IMAGE, config_for, labelled, sdk_for
 
 
 class Bystander:
@@ -290,3 +293,97 @@ async def test_core_dumps_are_off_and_open_files_are_capped(sandbox: Sandbox) ->
     """A crashing process leaves no core file to fill /mnt/data; descriptors stop at 4096."""
     code = "import resource\n[resource.getrlimit(r) for r in (resource.RLIMIT_CORE, resource.RLIMIT_NOFILE)]"
     assert await _value(sandbox, code) == "[(0, 0), (4096, 4096)]"
+
+
+# -- disks ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def small_disks(test_root: Path) -> AsyncIterator[SandboxManager]:
+    """A manager whose sandboxes get 64 MiB and 2,000 files of /mnt/data."""
+    config = config_for(test_root / "small-disks", disk_limit=64 * 1024**2, max_files=2000)
+    async with SandboxManager(config) as small:
+        yield small
+
+
+FILL = (
+    "import errno, os\n"
+    "def fill(path, chunk=b'x' * 1024 * 1024):\n"
+    "    written = 0\n"
+    "    try:\n"
+    "        with open(path, 'wb') as out:\n"
+    "            while written < 2 * 1024**3:\n"
+    "                out.write(chunk); out.flush(); written += len(chunk)\n"
+    "    except OSError as exc:\n"
+    "        return errno.errorcode[exc.errno], written // 2**20\n"
+    "    return 'no limit', written // 2**20\n"
+)
+
+
+async def test_filling_mnt_data_stops_at_its_limit_and_the_sandbox_recovers(
+    small_disks: SandboxManager, bystander: Bystander
+) -> None:
+    """Past 64 MiB the code gets ENOSPC; the host's writes are refused too; deleting makes room."""
+    assert (await small_disks.status()).disk_limit == 64 * 1024**2
+    sandbox = await small_disks.create(SandboxSpec(memory_limit="256m"))
+    try:
+        code, megabytes = eval(await _value(sandbox, FILL + "fill('/mnt/data/big')"))
+        assert code == "ENOSPC"
+        assert 50 <= megabytes <= 64
+        with pytest.raises(DiskFull):
+            await sandbox.write_file("upload.bin", b"y" * 4 * 1024 * 1024)
+        await sandbox.delete_file("big")
+        assert (await sandbox.write_file("upload.bin", b"y" * 1024)).size == 1024
+        assert await _value(sandbox, "open('/mnt/data/upload.bin').read(1)") == "'y'"
+    finally:
+        await small_disks.remove(sandbox.id)
+    await bystander.check()
+
+
+async def test_too_many_files_stop_at_the_file_limit(small_disks: SandboxManager) -> None:
+    """Inodes are the file limit: the 2,001st file is ENOSPC, and the sandbox keeps working."""
+    sandbox = await small_disks.create(SandboxSpec(memory_limit="256m"))
+    try:
+        code = (
+            "import errno\nmade = 0\ntry:\n    for i in range(5000):\n        open(f'f{i}', 'w').close(); made += 1\n"
+            "except OSError as exc:\n    outcome = errno.errorcode[exc.errno]\noutcome, made"
+        )
+        outcome, made = eval(await _value(sandbox, code))
+        assert outcome == "ENOSPC"
+        assert 1900 <= made <= 2000
+        assert (await sandbox.execute("print('alive')")).stdout == "alive\n"
+    finally:
+        await small_disks.remove(sandbox.id)
+
+
+async def test_tmp_shm_and_the_root_fs_cannot_fill_the_host(sandbox: Sandbox, bystander: Bystander) -> None:
+    """/tmp is bounded by the memory limit, /dev/shm by its 64 MB, and the root filesystem is read-only."""
+    shm, _ = eval(await _value(sandbox, FILL + "fill('/dev/shm/big')"))
+    assert shm == "ENOSPC"
+    root, _ = eval(await _value(sandbox, FILL + "fill('/var/big')"))
+    assert root in ("EROFS", "EACCES")
+    tmp = await sandbox.execute(FILL + "fill('/tmp/big')", timeout=120)
+    # Past 512m of tmpfs the write fails, or the kernel is killed for memory first: contained either way.
+    assert tmp.status in (ExecutionStatus.OK, ExecutionStatus.OUT_OF_MEMORY), tmp
+    if tmp.status is ExecutionStatus.OK:
+        assert tmp.result is not None
+        assert "ENOSPC" in (tmp.result.text or "")
+    assert (await sandbox.execute("print('alive')")).stdout == "alive\n"
+    await bystander.check()
+
+
+def test_a_full_container_refuses_uploads_with_a_413(data_dir: Path) -> None:
+    """The Container Files API says the disk limit is reached; /health says what the limit is."""
+    settings = Settings.from_env({"KERNELGATE_DATA_DIR": str(data_dir), "KERNELGATE_DISK_LIMIT": "32m"})
+    with serve(settings.model_copy(update={"image": IMAGE})) as base_url:
+        assert httpx.get(f"{base_url}/health").json()["disk_limit"] == 32 * 1024**2
+        sdk = sdk_for(base_url)
+        container = sdk.containers.create(name="full")
+        fill = FILL + "fill('/mnt/data/big')"
+        tools = [{"type": "code_interpreter", "container": container.id}]
+        assert sdk.responses.create(model="kernelgate/exec", input=fill, tools=tools).status == "completed"  # type: ignore[arg-type]
+        with pytest.raises(openai.APIStatusError) as caught:
+            sdk.containers.files.create(container.id, file=("more.bin", b"z" * 2 * 1024 * 1024))
+        assert caught.value.status_code == 413
+        assert "disk limit" in caught.value.message
+    assert Settings.from_env({"KERNELGATE_DISK_LIMIT": "off"}).disk_limit is None

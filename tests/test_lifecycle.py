@@ -178,6 +178,15 @@ async def test_expired_leftovers_are_removed_not_adopted(data_dir: Path, docker_
         assert _containers(docker_client, data_dir) == []
 
 
+def _delete_by_hand(directory: Path) -> None:
+    """What a user must do to delete a data directory: unmount the sandboxes' disks in it, then rm -rf."""
+    with open("/proc/mounts") as mounts:
+        inside = [line.split()[1] for line in mounts if line.split()[1].startswith(f"{directory}/")]
+    for mountpoint in inside:
+        subprocess.run(["umount", mountpoint], check=True)
+    shutil.rmtree(directory)
+
+
 async def test_containers_whose_data_dir_is_gone_are_removed(
     test_root: Path, data_dir: Path, docker_client: docker.DockerClient
 ) -> None:
@@ -187,7 +196,7 @@ async def test_containers_whose_data_dir_is_gone_are_removed(
     await first.start()
     await first.create(SandboxSpec(memory_limit="256m"))
     await first.close(remove_sandboxes=False)
-    await asyncio.to_thread(shutil.rmtree, doomed)
+    await asyncio.to_thread(_delete_by_hand, doomed)
     assert _containers(docker_client, doomed)
     async with SandboxManager(config_for(data_dir)):
         assert _containers(docker_client, doomed) == []

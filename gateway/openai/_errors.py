@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sandbox import (
     CapacityExceeded,
     DataDirInUse,
+    DiskFull,
     DockerUnavailable,
     FileNotFoundInSandbox,
     ImageNotFound,
@@ -40,6 +41,7 @@ log = logging.getLogger("kernelgate.gateway")
 _SANDBOX_STATUS: dict[type[SandboxError], tuple[int, str | None]] = {
     InvalidFilePath: (400, "file"),
     MemoryLimitTooLarge: (400, "memory_limit"),
+    DiskFull: (413, "file"),
     CapacityExceeded: (429, None),
     SandboxExpired: (400, None),
     SandboxNotFound: (404, None),
