@@ -10,6 +10,8 @@
   fake upstream of each API on loopback (two model requests each), on a warm container; beside the
   same call with kernelgate/exec, which asks no upstream. The difference is each API's translation
   and SDK cost, plus the fake's own.
+- runc vs runsc: cold start and the warm `1+1` round trip with the sandboxes under gVisor, beside
+  Docker's default runtime (when runsc is registered: `make gvisor`).
 - output flood: a gateway in a process of its own runs code that prints 200 MB; its peak memory
   growth over its resident size before, and how fast /health answers meanwhile (polled every 50 ms).
 - API under load: 20 clients at once, each creating a container, uploading, listing and downloading
@@ -146,6 +148,27 @@ async def main(cold_runs: int, warm_runs: int) -> float:
         f"library / raw median < 1.2x ({'met' if lib_median / raw_median < 1.2 else 'NOT met'})"
     )
     return lib_median
+
+
+async def runtimes(cold_runs: int, warm_runs: int) -> None:
+    """The same cold start and warm round trip under each runtime Docker has of runc and runsc."""
+    engine = docker.from_env()
+    registered = set(engine.info().get("Runtimes") or {})
+    engine.close()
+    if "runsc" not in registered:
+        print("\nrunc vs runsc: runsc is not registered with Docker (make gvisor); skipped")
+        return
+    print(f"\n{'runtime':<34}{'cold start':>12}{'warm 1+1':>12}   (medians)")
+    for runtime in ("runc", "runsc"):
+        with tempfile.TemporaryDirectory(prefix="kgb-") as data_dir:
+            config = SandboxConfig(data_dir=Path(data_dir), runtime=None if runtime == "runc" else runtime)
+            async with SandboxManager(config) as manager:
+                await cold_start(manager, 1)
+                cold = await cold_start(manager, cold_runs)
+                sandbox = await manager.create(SandboxSpec())
+                await _time(lambda sandbox=sandbox: sandbox.execute("1+1"), 20)
+                warm = await _time(lambda sandbox=sandbox: sandbox.execute("1+1"), warm_runs)
+        print(f"{runtime:<34}{_summary(cold)[0] * 1000:>10.0f}ms{_summary(warm)[0] * 1000:>10.2f}ms")
 
 
 def http_layer(runs: int) -> float:
@@ -330,6 +353,7 @@ if __name__ == "__main__":
     parser.add_argument("--flood-megabytes", type=int, default=200)
     args = parser.parse_args()
     library_median = asyncio.run(main(args.cold_runs, args.warm_runs))
+    asyncio.run(runtimes(args.cold_runs, min(args.warm_runs, 100)))
     http_median = http_layer(args.warm_runs)
     added = (http_median - library_median) * 1000
     print(f"{'HTTP layer adds (median)':<34}{added:>8.2f}ms        goal < 5 ms ({'met' if added < 5 else 'NOT met'})")

@@ -99,5 +99,6 @@ async def health(request: Request) -> JSONResponse:
         "image": {"name": status.image, "present": status.image_id is not None, "id": status.image_id},
         "sandboxes": len(manager.sandboxes()),
         "disk_limit": status.disk_limit,
+        "runtime": status.runtime,
     }
     return JSONResponse(body, status_code=503 if problem else 200)

@@ -33,6 +33,7 @@ _VARIABLES = {
     "DOCKER_HOST": "docker_host",
     "KERNELGATE_EXECUTION_TIMEOUT": "execution_timeout",
     "KERNELGATE_CPUS": "cpus",
+    "KERNELGATE_RUNTIME": "runtime",
     "KERNELGATE_LOG_LEVEL": "log_level",
     "KERNELGATE_API_KEY": "api_key",
     "KERNELGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
@@ -147,6 +148,8 @@ class Settings(BaseModel):
     docker_host: str | None = None
     execution_timeout: float = Field(default=600.0, gt=0)
     cpus: float = Field(default=1.0, gt=0)
+    runtime: str | None = None
+    """The Docker runtime of the sandboxes: unset for the engine's default (runc), `runsc` for gVisor."""
     log_level: str = "info"
     api_key: str | None = None
     """When set, every /v1 route needs `Authorization: Bearer <key>`."""
@@ -257,6 +260,7 @@ class Settings(BaseModel):
                 image=self.image,
                 docker_host=self.docker_host,
                 cpus=self.cpus,
+                runtime=self.runtime,
                 execution_timeout=self.execution_timeout,
                 max_sandboxes=self.max_sandboxes,
                 memory_overcommit=self.memory_overcommit,

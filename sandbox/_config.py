@@ -24,6 +24,9 @@ class SandboxConfig(BaseModel):
     image: str = DEFAULT_IMAGE
     docker_host: str | None = None
     """Docker engine URL, such as unix:///var/run/docker.sock; None asks docker's default."""
+    runtime: str | None = None
+    """The Docker runtime the containers run under: None for the engine's default (runc), or `runsc`
+    (gVisor) once registered with the engine (images/runsc.sh does that)."""
     cpus: float = Field(default=1.0, gt=0)
     pids_limit: int = Field(default=512, gt=0)
     execution_timeout: float | None = Field(default=600.0, gt=0)

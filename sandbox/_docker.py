@@ -33,6 +33,7 @@ __all__ = [
     "ContainerRuntime",
     "ContainerSpec",
     "EventWatch",
+    "HostInfo",
 ]
 
 log = logging.getLogger("kernelgate.sandbox")
@@ -58,6 +59,7 @@ class ContainerSpec:
     user: str
     network: bool
     tmpfs_bytes: int
+    runtime: str | None = None
     mounts: dict[Path, str] = field(default_factory=dict)
     """Host directory -> path inside the container, mounted read-write."""
     read_only_mounts: dict[Path, str] = field(default_factory=dict)
@@ -71,6 +73,13 @@ class ContainerInfo:
     running: bool
     exit_code: int
     oom_killed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    memory: int
+    """Bytes."""
+    runtimes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +149,14 @@ class ContainerRuntime:
 
         return await self._call(ping)
 
-    async def host_memory(self) -> int:
-        """Bytes of memory on the engine's host (which may not be this one)."""
+    async def host(self) -> HostInfo:
+        """The engine's host (which may not be this one): its memory and the runtimes registered."""
 
-        def info() -> int:
+        def info() -> HostInfo:
             with _map_errors():
-                return int(self._docker().info().get("MemTotal", 0))
+                raw = self._docker().info()
+            runtimes = tuple(sorted(raw.get("Runtimes") or {}))
+            return HostInfo(memory=int(raw.get("MemTotal", 0)), runtimes=runtimes)
 
         return await self._call(info)
 
@@ -168,6 +179,7 @@ class ContainerRuntime:
         with _map_errors(spec.image):
             host_config = api.create_host_config(
                 init=True,
+                runtime=spec.runtime,
                 network_mode="bridge" if spec.network else "none",
                 mem_limit=spec.memory_bytes,
                 memswap_limit=spec.memory_bytes,

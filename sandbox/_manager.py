@@ -57,6 +57,8 @@ class EngineStatus(BaseModel):
     """What stands in the way, in words, or None when all is ready."""
     disk_limit: int | None = None
     """Bytes of /mnt/data each sandbox may use, or None when there is no limit (see SandboxConfig)."""
+    runtime: str = "runc"
+    """The Docker runtime sandboxes run under."""
 
 
 class _State(enum.Enum):
@@ -112,7 +114,7 @@ class SandboxManager:
         self._lock_data_dir()
         try:
             await self._runtime.version()
-            self._host_memory = await self._runtime.host_memory()
+            self._host_memory = (await self._runtime.host()).memory
             self._limit_disk = self._check_disk_limits()
             await self._subscribe()
             await self._recover()
@@ -146,18 +148,29 @@ class SandboxManager:
 
     async def status(self) -> EngineStatus:
         """Check the engine and the image now (two quick Docker calls); never raises."""
-        image = self.config.image
+        image, runtime = self.config.image, self.config.runtime or "runc"
         try:
             version = await self._runtime.version()
             image_id = await self._runtime.image_id(image)
+            runtimes = (await self._runtime.host()).runtimes if self.config.runtime else ()
         except SandboxError as exc:
-            return EngineStatus(docker_version=None, image=image, image_id=None, problem=str(exc))
+            return EngineStatus(docker_version=None, image=image, image_id=None, problem=str(exc), runtime=runtime)
         problem = None
         if image_id is None:
             problem = f"Kernel image {image!r} is missing: build it with `make image`."
+        elif self.config.runtime and self.config.runtime not in runtimes:
+            problem = (
+                f"Docker has no runtime {runtime!r} (it has {', '.join(runtimes)}): register it "
+                "(`make gvisor` for runsc), or unset KERNELGATE_RUNTIME."
+            )
         disk_limit = self.config.disk_limit if self._limit_disk else None
         return EngineStatus(
-            docker_version=version, image=image, image_id=image_id, problem=problem, disk_limit=disk_limit
+            docker_version=version,
+            image=image,
+            image_id=image_id,
+            problem=problem,
+            disk_limit=disk_limit,
+            runtime=runtime,
         )
 
     # -- sandboxes --------------------------------------------------------------------------------

@@ -513,6 +513,7 @@ class Sandbox:
             pids_limit=self._config.pids_limit,
             user=f"{uid}:{gid}",
             network=self.spec.network,
+            runtime=self._config.runtime,
             tmpfs_bytes=memory,  # tmpfs pages count against the memory limit anyway
             mounts={self._files.root: "/mnt/data", self._run_dir: CONTAINER_RUN_DIR},
             read_only_mounts={self._control_dir: CONTAINER_CONTROL_DIR},

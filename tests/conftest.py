@@ -19,6 +19,8 @@ from docker.models.containers import Container
 from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
 
 IMAGE = os.environ.get("KERNELGATE_IMAGE", "kernelgate/kernel:latest")
+# The Docker runtime every test's sandboxes run under: CI runs the isolation suites again with runsc.
+RUNTIME = os.environ.get("KERNELGATE_TEST_RUNTIME") or None
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +57,7 @@ def data_dir(test_root: Path) -> Path:
 
 
 def config_for(data_dir: Path, **overrides: object) -> SandboxConfig:
-    return SandboxConfig.model_validate({"data_dir": data_dir, "image": IMAGE, **overrides})
+    return SandboxConfig.model_validate({"data_dir": data_dir, "image": IMAGE, "runtime": RUNTIME, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +87,7 @@ def openai_base_url(test_root: Path) -> Iterator[str]:
     from gateway import Settings
     from gateway.testing import serve
 
-    settings = Settings(data_dir=test_root / "gateway", image=IMAGE, expiry_minute_seconds=1.0)
+    settings = Settings(data_dir=test_root / "gateway", image=IMAGE, runtime=RUNTIME, expiry_minute_seconds=1.0)
     with serve(settings) as base_url:
         yield base_url
 
@@ -115,6 +117,26 @@ def _close_sdk_clients() -> Iterator[None]:
         _CLIENTS.pop().close()
 
 
+class Bystander:
+    """Another user's sandbox, with a variable and a file that no attack may touch."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def check(self) -> None:
+        execution = await self.sandbox.execute("secret, open('/mnt/data/secret.txt').read()", timeout=30)
+        assert execution.result is not None, execution
+        assert execution.result.text == "('bystander', 'private')"
+
+
+@pytest.fixture(scope="module")
+async def bystander(manager: SandboxManager) -> AsyncIterator[Bystander]:
+    sandbox = await manager.create(SandboxSpec(memory_limit="256m", files={"secret.txt": b"private"}))
+    await sandbox.execute("secret = 'bystander'")
+    yield Bystander(sandbox)
+    await manager.remove(sandbox.id)
+
+
 def labelled(client: docker.DockerClient, label: str) -> list[dict[str, Any]]:
     """Containers with a label, as Docker's summaries: one call, so none can vanish between two."""
     return list(client.api.containers(all=True, filters={"label": label}))
@@ -133,3 +155,15 @@ def run_in(container: Container, command: str) -> str:
     result = container.exec_run(["sh", "-c", command], user=container.attrs["Config"]["User"])
     assert result.exit_code == 0, result.output
     return str(result.output.decode())
+
+
+_AUTO_1G = [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}]
+
+
+def logged_call(client: openai.OpenAI, code: str) -> tuple[Any, str]:
+    """Run code as one kernelgate/exec call in a new 1g container; the call item and its logs."""
+    response = client.responses.create(
+        model="kernelgate/exec", input=code, tools=_AUTO_1G, include=["code_interpreter_call.outputs"], timeout=120
+    )
+    (call,) = [item for item in response.output if item.type == "code_interpreter_call"]
+    return call, "".join(o.logs for o in call.outputs if o.type == "logs")

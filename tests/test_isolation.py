@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 
 import docker
+import pytest
 
 from sandbox import Sandbox, SandboxManager, SandboxSpec
+
+from .conftest import RUNTIME
 
 
 async def _value(sandbox: Sandbox, expression: str) -> str:
@@ -26,6 +29,7 @@ async def test_network_is_absent_except_loopback(sandbox: Sandbox) -> None:
     assert await _value(sandbox, code) != "'connected'"
 
 
+@pytest.mark.skipif(RUNTIME == "runsc", reason="runsc is registered with --network=none: no sandbox gets one")
 async def test_network_can_be_turned_on(manager: SandboxManager) -> None:
     """SandboxSpec(network=True) gives the container an interface besides lo."""
     sandbox = await manager.create(SandboxSpec(memory_limit="256m", network=True))
@@ -89,6 +93,9 @@ async def test_container_has_hardened_defaults(sandbox: Sandbox, docker_client: 
     assert host["NanoCpus"] == 1_000_000_000
     assert host["PidsLimit"] == 512
     assert "/tmp" in host["Tmpfs"]
+    mounts = {m["Destination"]: m["RW"] for m in attrs["Mounts"]}
+    assert mounts == {"/mnt/data": True, "/run/kernelgate": True, "/etc/kernelgate": False}
+    assert host["Runtime"] == (RUNTIME or "runc")
     assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}
     assert {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]} == {"core": (0, 0), "nofile": (4096, 4096)}
     assert attrs["Config"]["Labels"]["kernelgate.managed"] == "true"
