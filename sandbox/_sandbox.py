@@ -216,47 +216,32 @@ class Sandbox:
             async for item in self._run(kernel, code, limit, abandoned):
                 if isinstance(item, _Verdict):
                     verdict = item
-                    continue
-                if isinstance(item, Ignored):
+                elif isinstance(item, Ignored):
                     budget.ignore()
-                    continue
-                for kept in budget.admit(item):
-                    outputs.append(kept)
-                    yield kept
+                else:
+                    for kept in budget.admit(item):
+                        outputs.append(kept)
+                        yield kept
             if verdict is None:  # abandoned: the code was stopped and nobody waits for a result
                 return
             if verdict.note:
                 budget.note(verdict.note)
             count = await kernel.execution_count(1.0) if verdict.state_kept else None
             self.touch()
-            after, (files, changed_count) = await self._changes(before)
-            if after.unnamed:
-                budget.note(f"{after.unnamed:,} entries in /mnt/data have names that are not UTF-8 and are not listed")
-            if changed_count > len(files):
-                budget.note(
-                    f"the code changed {changed_count:,} files in /mnt/data; the first "
-                    f"{len(files):,} by name are listed with this call"
-                )
+            files = await self._changes(before, budget)
             for kept in budget.closing():
                 outputs.append(kept)
                 yield kept
-            status, message = verdict.status, verdict.message
-            if status is ExecutionStatus.OK and budget.last_error is not None:
-                status = ExecutionStatus.ERROR
-            if message is None and self._oom_since(oom_kills):  # the kernel lived; a child did not
-                message = (
-                    f"A process started by the code was killed for exceeding the sandbox's "
-                    f"{self.spec.memory_limit} memory limit; the kernel and its variables are kept."
-                )
+            raised = verdict.status is ExecutionStatus.OK and budget.last_error is not None
             yield Finished(
                 execution=Execution(
-                    status=status,
+                    status=ExecutionStatus.ERROR if raised else verdict.status,
                     outputs=tuple(outputs),
                     error=budget.last_error,
                     duration=time.monotonic() - started,
                     files=files,
                     state_kept=verdict.state_kept,
-                    message=message,
+                    message=verdict.message or self._child_oom_message(oom_kills),
                     execution_count=count,
                 )
             )
@@ -335,18 +320,34 @@ class Sandbox:
         found = self._files.scan_small(_SCAN_IN_PLACE)
         return found if found is not None else await asyncio.to_thread(self._files.scan)
 
-    async def _changes(self, before: Scan) -> tuple[Scan, tuple[tuple[SandboxFile, ...], int]]:
-        """/mnt/data now, and the files changed since `before` (see `changed`); in a thread when large."""
+    async def _changes(self, before: Scan, budget: OutputBudget) -> tuple[SandboxFile, ...]:
+        """The files changed since `before` (the first `max_listed_files`; a note says how many more),
+        compared in a thread when the directory is large; names left out are noted too."""
         limit = self._config.max_listed_files
         after = self._files.scan_small(_SCAN_IN_PLACE) if before.entries <= _SCAN_IN_PLACE else None
-        if after is not None:
-            return after, changed(before, after, limit)
+        if after is None:
 
-        def scan_and_compare() -> tuple[Scan, tuple[tuple[SandboxFile, ...], int]]:
-            after = self._files.scan()
-            return after, changed(before, after, limit)
+            def scan_and_compare() -> tuple[Scan, tuple[tuple[SandboxFile, ...], int]]:
+                after = self._files.scan()
+                return after, changed(before, after, limit)
 
-        return await asyncio.to_thread(scan_and_compare)
+            after, (files, count) = await asyncio.to_thread(scan_and_compare)
+        else:
+            files, count = changed(before, after, limit)
+        if after.unnamed:
+            budget.note(f"{after.unnamed:,} entries in /mnt/data have names that are not UTF-8 and are not listed")
+        if count > len(files):
+            budget.note(f"the code changed {count:,} files in /mnt/data; the first {len(files):,} by name are listed")
+        return files
+
+    def _child_oom_message(self, kills_before: int | None) -> str | None:
+        """When the kernel lived through the execution but the OOM killer took a process it started."""
+        if not self._oom_since(kills_before):
+            return None
+        return (
+            f"A process started by the code was killed for exceeding the sandbox's "
+            f"{self.spec.memory_limit} memory limit; the kernel and its variables are kept."
+        )
 
     def _oom_since(self, kills_before: int | None) -> bool:
         """Whether the OOM killer struck during this execution: the cgroup's counter, or Docker's event."""
