@@ -89,13 +89,12 @@ class InvalidFilePath(SandboxError):
         super().__init__(f"Invalid file path {name!r}: {reason}.")
 
 
-class FileNotFoundInSandbox(SandboxError):
+class FileNotFoundInSandbox(_SandboxIdError):
     """The named file does not exist in the sandbox's /mnt/data."""
 
     def __init__(self, name: str, sandbox_id: str) -> None:
         self.name = name
-        self.sandbox_id = sandbox_id
-        super().__init__(f"No file {name!r} in /mnt/data of sandbox {sandbox_id!r}.")
+        super().__init__(f"No file {name!r} in /mnt/data of sandbox {sandbox_id!r}.", sandbox_id)
 
 
 class MemoryLimitTooLarge(SandboxError):
@@ -114,15 +113,13 @@ class CapacityExceeded(SandboxError):
     """Another sandbox would pass the manager's cap on live sandboxes or on their summed memory limits."""
 
 
-class DiskFull(SandboxError):
+class DiskFull(_SandboxIdError):
     """/mnt/data has no room for the file: its disk limit (bytes or files) is reached."""
 
     def __init__(self, name: str, sandbox_id: str) -> None:
         self.name = name
-        self.sandbox_id = sandbox_id
-        super().__init__(
-            f"No room for {name!r}: /mnt/data of sandbox {sandbox_id!r} is at its disk limit. Delete files first."
-        )
+        message = f"No room for {name!r}: /mnt/data of sandbox {sandbox_id!r} is at its disk limit. Delete files first."
+        super().__init__(message, sandbox_id)
 
 
 class ManagerClosed(SandboxError):
