@@ -169,10 +169,7 @@ class Store:
     # -- container files --------------------------------------------------------------------------
 
     def add_container_file(self, record: ContainerFileRecord) -> None:
-        self._run(
-            "INSERT OR REPLACE INTO container_files VALUES (?, ?, ?, ?, ?, ?)",
-            [record.id, record.container_id, record.path, record.source, record.bytes, record.created_at],
-        )
+        self.update_container_files((), (), [record])
 
     def update_container_files(
         self, removed: Sequence[str], resized: Sequence[tuple[str, int]], added: Sequence[ContainerFileRecord]

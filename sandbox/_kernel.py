@@ -122,7 +122,7 @@ class KernelClient:
     Everything the kernel sends is hostile input: its code holds the signing key and can send any
     message. So messages over `max_message_bytes` are refused by ZMQ before they are read, only a few
     are queued in this process (the rest wait in the kernel's own memory), a flood of ready messages
-    yields to the event loop after each one, and a message that is not valid output becomes `Ignored`.
+    gives the event loop a turn every 2 ms, and a message that is not valid output becomes `Ignored`.
     """
 
     def __init__(self, connection_info: dict[str, Any], max_message_bytes: int) -> None:
