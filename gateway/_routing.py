@@ -122,7 +122,7 @@ class _OpenAIUpstream:
     def model(self, name: str, upstream_model: str) -> Model:
         vision = self._provider.takes_images
         if self._provider.api == "responses":
-            return ResponsesModel(name, upstream_model, self._client, vision=vision)
+            return ResponsesModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
         return ChatModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
 
     async def aclose(self) -> None:

@@ -47,7 +47,7 @@ def input_items(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
     for item in turn.items:
         items.extend(_items_of(item))
         if vision and isinstance(item, CodeCall) and item.images:
-            parts = [{"type": "input_image", "image_url": url} for url in image_urls(item)]
+            parts = [{"type": "input_image", "image_url": url, "detail": "auto"} for url in image_urls(item)]
             items.append({"role": "user", "content": [{"type": "input_text", "text": IMAGES_NOTE}, *parts]})
     return items
 
@@ -74,10 +74,13 @@ def _given(value: float | None) -> float | openai.Omit:
 
 
 class ResponsesModel:
-    def __init__(self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, vision: bool = False) -> None:
+    def __init__(
+        self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True, vision: bool = False
+    ) -> None:
         self.name = name
         self._upstream_model = upstream_model
         self._client = client
+        self._stream = stream
         self._vision = vision
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
@@ -90,12 +93,13 @@ class ResponsesModel:
                 tools=tools,  # type: ignore[arg-type]
                 parallel_tool_calls=False,
                 store=False,
-                stream=True,
+                stream=self._stream,
                 max_output_tokens=turn.max_output_tokens if turn.max_output_tokens else openai.omit,
                 temperature=_given(turn.sampling.temperature),
                 top_p=_given(turn.sampling.top_p),
             )
-            async for event in self._events(stream):
+            events = self._events(stream) if self._stream else _whole(stream)
+            async for event in events:
                 yield event
 
     async def _events(self, stream: Any) -> AsyncIterator[ModelEvent]:
@@ -118,9 +122,7 @@ class ResponsesModel:
                 usage = event.response.usage
                 yield Usage(usage.input_tokens, usage.output_tokens)
             if kind == "response.incomplete":
-                details = event.response.incomplete_details
-                reason = details.reason if details is not None else None
-                yield Stopped("content_filter" if reason == "content_filter" else "max_output_tokens")
+                yield _stopped(event.response)
             elif kind in ("response.failed", "error"):
                 message = getattr(getattr(event, "response", None), "error", None) or event
                 msg = f"The upstream model failed: {getattr(message, 'message', message)}"
@@ -137,3 +139,29 @@ def _finished_call(item: Any, calls: dict[str, tuple[str, str, CodeArgumentDecod
         events.append(CodeDelta(code_of(item.arguments)))
     events.append(CodeReady())
     return events
+
+
+async def _whole(response: Any) -> AsyncIterator[ModelEvent]:
+    """A whole (stream: false) response as the same events; an incomplete one runs none of its calls."""
+    for item in response.output:
+        if item.type == "message":
+            text = "".join(part.text for part in item.content if part.type == "output_text")
+            if text:
+                yield TextDelta(text)
+        elif item.type == "function_call" and response.status != "incomplete":
+            for event in _finished_call(item, {}):
+                yield event
+    if response.usage is not None:
+        yield Usage(response.usage.input_tokens, response.usage.output_tokens)
+    if response.status == "incomplete":
+        yield _stopped(response)
+    elif response.status == "failed":
+        message = response.error.message if response.error is not None else "no reason given"
+        msg = f"The upstream model failed: {message}"
+        raise ModelError(msg)
+
+
+def _stopped(response: Any) -> Stopped:
+    details = response.incomplete_details
+    reason = details.reason if details is not None else None
+    return Stopped("content_filter" if reason == "content_filter" else "max_output_tokens")

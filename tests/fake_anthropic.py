@@ -1,16 +1,17 @@
 """The fake's Anthropic side: the Messages API, streamed or whole, checked against the anthropic SDK's types.
 
-Every request is validated as `MessageCreateParams` (each nested block included, and no unknown field
-at the top) and every event or message the fake sends as the SDK's `RawMessageStreamEvent` / `Message`,
-so a shape the real API would refuse, or the SDK could not read, fails the test here.
+Every request is checked as `MessageCreateParams` (each nested block included, unknown fields refused at
+every level), its key against the fake's, and against the API's rules on a conversation: roles
+alternate, and each `tool_use` is answered by a `tool_result` with its id first thing in the next user
+message. Every event or message the fake sends is validated as the SDK's `RawMessageStreamEvent` /
+`Message`, so a shape the real API would refuse, or the SDK could not read, fails the test here.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import typing
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic.types
@@ -18,34 +19,34 @@ from anthropic.types.message_create_params import MessageCreateParamsNonStreamin
 from pydantic import TypeAdapter
 
 from .fake_script import Reply, Seen, split, sse
+from .fake_shapes import check_shape
 
 _EVENT = TypeAdapter(anthropic.types.RawMessageStreamEvent)
-_REQUEST = {True: TypeAdapter(MessageCreateParamsStreaming), False: TypeAdapter(MessageCreateParamsNonStreaming)}
-_FIELDS = set(typing.get_type_hints(MessageCreateParamsStreaming)) | {"stream"}
+_REQUEST = {True: MessageCreateParamsStreaming, False: MessageCreateParamsNonStreaming}
 
 
-def check_request(body: dict[str, Any], headers: dict[str, str]) -> None:
+def check_request(body: dict[str, Any], headers: dict[str, str], key: str | None) -> None:
     """Raise unless the request is one the Messages API takes, as the SDK's types describe it."""
     assert headers.get("x-api-key"), "no x-api-key header"
+    assert key is None or headers["x-api-key"] == key, f"the key sent is not the upstream's: {headers['x-api-key']!r}"
     assert headers.get("anthropic-version"), "no anthropic-version header"
-    unknown = set(body) - _FIELDS
-    assert not unknown, f"fields the Messages API does not have: {unknown}"
-    _consume(_REQUEST[bool(body.get("stream"))].validate_python(body))
-    roles = [message["role"] for message in body["messages"]]
+    check_shape(body, _REQUEST[bool(body.get("stream"))])
+    messages = body["messages"]
+    roles = [message["role"] for message in messages]
     assert all(a != b for a, b in itertools.pairwise(roles)), f"roles do not alternate: {roles}"
-    for message in body["messages"]:
-        kinds = [block["type"] for block in message["content"]] if isinstance(message["content"], list) else []
-        if "tool_result" in kinds:  # the API wants a user message's tool results before anything else
-            assert kinds[: kinds.count("tool_result")] == ["tool_result"] * kinds.count("tool_result"), kinds
+    for index, message in enumerate(messages):
+        results = _ids(message, "tool_result", "tool_use_id")
+        # the API wants a user message's tool results before anything else
+        assert _ids(message, "*")[: len(results)] == ["tool_result"] * len(results), f"messages[{index}]"
+        calls = _ids(messages[index - 1], "tool_use", "id") if index else []
+        assert sorted(results) == sorted(calls), f"messages[{index}] answers {results}, not {calls}"
+    assert not _ids(messages[-1], "tool_use", "id") or messages[-1]["role"] == "user", "a tool_use left unanswered"
 
 
-def _consume(value: Any) -> Any:
-    """Walk a validated value: pydantic checks the SDK's Iterable fields only as they are iterated."""
-    if isinstance(value, dict):
-        return {key: _consume(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | Iterator):
-        return [_consume(item) for item in value]
-    return value
+def _ids(message: dict[str, Any], kind: str, field: str = "type") -> list[str]:
+    """The `field` of each block of this kind (`*`: every block) in a message, in order."""
+    blocks = message["content"] if isinstance(message["content"], list) else []
+    return [block[field] for block in blocks if kind in ("*", block["type"])]
 
 
 def error(status: int) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def seen(body: dict[str, Any]) -> Seen:
 
 
 def _stop_reason(reply: Reply) -> str:
-    return "max_tokens" if reply.cut else "tool_use" if reply.call() else "end_turn"
+    return "refusal" if reply.refused else "max_tokens" if reply.cut else "tool_use" if reply.call() else "end_turn"
 
 
 def _message(model: str, content: list[dict[str, Any]], stop_reason: str | None) -> dict[str, Any]:

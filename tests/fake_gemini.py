@@ -31,9 +31,11 @@ def signature(number: int) -> str:
     return base64.b64encode(f"signature-{number}".encode()).decode()
 
 
-def check_request(body: dict[str, Any], headers: dict[str, str]) -> None:
+def check_request(body: dict[str, Any], headers: dict[str, str], key: str | None) -> None:
     """Raise unless the request is one the Gemini API takes."""
-    assert headers.get("x-goog-api-key"), "no x-goog-api-key header"
+    sent = headers.get("x-goog-api-key")
+    assert sent, "no x-goog-api-key header"
+    assert key is None or sent == key, f"the key sent is not the upstream's: {sent!r}"
     unknown = set(body) - set(_FIELDS)
     assert not unknown, f"fields generateContent does not have: {unknown}"
     for name, model in _FIELDS.items():
@@ -47,8 +49,11 @@ def check_request(body: dict[str, Any], headers: dict[str, str]) -> None:
         calls = [part for part in turn["parts"] if "functionCall" in part]
         responses = [part for part in answer["parts"] if "functionResponse" in part]
         if calls:
-            assert len(calls) == len(responses), f"{len(calls)} calls answered by {len(responses)} responses"
+            names = [part["functionCall"]["name"] for part in calls]
+            answered = [part["functionResponse"]["name"] for part in responses]
+            assert names == answered, f"calls {names} answered by responses {answered}"
             assert "thoughtSignature" in calls[0], "a call came back without its thought signature"
+    assert not any("functionCall" in part for part in contents[-1]["parts"]), "the last turn's calls are unanswered"
 
 
 def error(status: int) -> dict[str, Any]:
@@ -109,8 +114,11 @@ def _call_parts(reply: Reply, number: int) -> list[dict[str, Any]]:
 def chunks(model: str, reply: Reply, number: int) -> list[dict[str, Any]]:
     """The streamed answer: the text in pieces, then the calls and the finish reason."""
     pieces = [_chunk(model, [{"text": piece}]) for piece in split(reply.text or "", reply.pieces)]
-    finish = "MAX_TOKENS" if reply.cut else "STOP"
-    return [*pieces, _chunk(model, _call_parts(reply, number), finish)]
+    return [*pieces, _chunk(model, _call_parts(reply, number), _finish(reply))]
+
+
+def _finish(reply: Reply) -> str:
+    return "SAFETY" if reply.refused else "MAX_TOKENS" if reply.cut else "STOP"
 
 
 async def stream(model: str, reply: Reply, number: int) -> AsyncIterator[str]:
@@ -120,4 +128,4 @@ async def stream(model: str, reply: Reply, number: int) -> AsyncIterator[str]:
 
 def whole(model: str, reply: Reply, number: int) -> dict[str, Any]:
     parts = [{"text": reply.text}] if reply.text else []
-    return _chunk(model, [*parts, *_call_parts(reply, number)], "MAX_TOKENS" if reply.cut else "STOP")
+    return _chunk(model, [*parts, *_call_parts(reply, number)], _finish(reply))

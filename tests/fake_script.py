@@ -22,6 +22,8 @@ class Reply:
     pieces: int = 4
     cut: bool = False
     """The answer stops at the output token limit; a call's arguments stop halfway."""
+    refused: bool = False
+    """The answer stops for the provider's safety reasons (a refusal, a content filter)."""
     parallel: tuple[str, ...] = ()
     """More python calls beside `code` in the same answer (Gemini, which cannot be told not to)."""
 
@@ -57,6 +59,9 @@ class Seen:
     max_tokens: int | None = None
     sampling: tuple[float | None, float | None] = (None, None)
     """(temperature, top_p) as sent."""
+    path: str = ""
+    """The URL's path and query, as requested."""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def split(text: str, pieces: int) -> list[str]:

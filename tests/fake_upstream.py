@@ -2,9 +2,12 @@
 
 Chat Completions and the Responses API (`/v1/...`), Anthropic's Messages API (`/v1/messages`) and the
 Gemini API (`/v1beta/models/{model}:generateContent` and `:streamGenerateContent`). It is our own seam:
-kernelgate talks to it over real HTTP on loopback exactly as to the real servers. Each request is
-checked against the API's shapes (the official SDKs' types for Anthropic and Gemini) and read into a
-`Seen`, so a test can assert the same things whichever API served it.
+kernelgate talks to it over real HTTP on loopback exactly as to the real servers. Every request is
+checked against the API's contract: the official SDK's request types with nested fields and unknown
+ones refused, the API key the fake was given, and the API's rules on a conversation (each tool result
+answers a call made before it). A request that breaks one is answered 400 and noted in `problems`,
+which fails the test. Each request is read into a `Seen` with its path and headers, so a test can
+assert the same things whichever API served it.
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ from .fake_script import Reply, Seen
 __all__ = ["APIS", "FakeUpstream", "Reply", "Seen", "fake_upstream"]
 
 APIS = ("chat", "responses", "anthropic", "gemini")
+Check = Callable[[dict[str, Any], dict[str, str], str | None], None]
 _GARBAGE = Response("data: {not json at all\n\n", media_type="text/event-stream")
 
 
 @dataclass
 class FakeUpstream:
     script: list[Reply] = field(default_factory=list)
+    key: str | None = "test-key"
+    """The API key every request must carry (None: any, as a local server takes)."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     """The raw request bodies, in order."""
     seen: list[Seen] = field(default_factory=list)
+    """Each request that kept the API's rules, read into common terms with its path and headers."""
     problems: list[str] = field(default_factory=list)
     """Requests that broke the API's rules: each was answered 400, and the test should fail on it."""
     root: str = ""
@@ -44,30 +51,37 @@ class FakeUpstream:
         """The base URL a provider of this API takes: OpenAI's SDK wants the /v1, the others add their own."""
         return f"{self.root}/v1" if api in ("chat", "responses") else self.root
 
+    def reset(self) -> None:
+        self.script, self.requests, self.seen, self.problems = [], [], [], []
+
     def _next(self) -> Reply:
         return self.script.pop(0) if self.script else Reply(text="(script exhausted)")
 
-    async def _take(self, request: Request, check: Callable[[dict[str, Any], dict[str, str]], None]) -> Any:
+    async def _take(self, request: Request, check: Check, read: Callable[[dict[str, Any]], Seen]) -> Reply | None:
+        """Record and check a request; the scripted reply, or None when it broke the API's rules."""
         body = await request.json()
         self.requests.append(body)
         try:
-            check(body, dict(request.headers))
+            check(body, dict(request.headers), self.key)
+            seen = read(body)
         except Exception as exc:  # noqa: BLE001  # any broken rule is reported to the test, not raised here
-            self.problems.append("".join(traceback.format_exception_only(exc)))
+            self.problems.append(f"{request.url.path}: " + "".join(traceback.format_exception_only(exc)))
             return None
-        return body
+        seen.path = f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path
+        seen.headers = dict(request.headers)
+        self.seen.append(seen)
+        return await self._hold(self._next())
 
     def app(self) -> FastAPI:
         app = FastAPI()
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
-            body = await self._take(request, lambda body, headers: None)
-            self.seen.append(fake_openai.seen_chat(body))
-            reply = await self._hold(self._next())
-            if reply.status is not None:
-                return JSONResponse(fake_openai.chat_error(reply.status), status_code=reply.status)
-            if not body.get("stream"):
+            reply = await self._take(request, fake_openai.check_chat, fake_openai.seen_chat)
+            status = 400 if reply is None else reply.status
+            if reply is None or status is not None:
+                return JSONResponse(fake_openai.error(status or 400), status_code=status or 400)
+            if not self.seen[-1].body.get("stream"):
                 return JSONResponse(fake_openai.chat_completion(reply))
             if reply.garbage:
                 return _GARBAGE
@@ -75,46 +89,40 @@ class FakeUpstream:
 
         @app.post("/v1/responses")
         async def responses(request: Request) -> Response:
-            body = await self._take(request, lambda body, headers: None)
-            self.seen.append(fake_openai.seen_responses(body))
-            reply = await self._hold(self._next())
-            if reply.status is not None:
-                return JSONResponse(fake_openai.chat_error(reply.status), status_code=reply.status)
+            reply = await self._take(request, fake_openai.check_responses, fake_openai.seen_responses)
+            status = 400 if reply is None else reply.status
+            if reply is None or status is not None:
+                return JSONResponse(fake_openai.error(status or 400), status_code=status or 400)
+            model = self.seen[-1].model
+            if not self.seen[-1].body.get("stream"):
+                return JSONResponse(fake_openai.response(model, reply))
             if reply.garbage:
                 return _GARBAGE
-            events = fake_openai.response_events(body["model"], reply)
-            return StreamingResponse(events, media_type="text/event-stream")
+            return StreamingResponse(fake_openai.response_events(model, reply), media_type="text/event-stream")
 
         @app.post("/v1/messages")
         async def messages(request: Request) -> Response:
-            body = await self._take(request, fake_anthropic.check_request)
-            if body is None:
-                return JSONResponse(fake_anthropic.error(400), status_code=400)
-            self.seen.append(fake_anthropic.seen(body))
-            reply = await self._hold(self._next())
-            if reply.status is not None:
-                return JSONResponse(fake_anthropic.error(reply.status), status_code=reply.status)
-            if not body.get("stream"):
-                return JSONResponse(fake_anthropic.message(body["model"], reply))
+            reply = await self._take(request, fake_anthropic.check_request, fake_anthropic.seen)
+            status = 400 if reply is None else reply.status
+            if reply is None or status is not None:
+                return JSONResponse(fake_anthropic.error(status or 400), status_code=status or 400)
+            model = self.seen[-1].model
+            if not self.seen[-1].body.get("stream"):
+                return JSONResponse(fake_anthropic.message(model, reply))
             if reply.garbage:
                 return _GARBAGE
-            return StreamingResponse(fake_anthropic.events(body["model"], reply), media_type="text/event-stream")
+            return StreamingResponse(fake_anthropic.events(model, reply), media_type="text/event-stream")
 
         @app.post("/v1beta/models/{target}")
         async def gemini(target: str, request: Request) -> Response:
             model, _, method = target.partition(":")
-            body = await self._take(request, fake_gemini.check_request)
-            if body is None:
-                return JSONResponse(fake_gemini.error(400), status_code=400)
-            self.seen.append(fake_gemini.seen(model, body))
-            reply = await self._hold(self._next())
+            reply = await self._take(request, _gemini_check(method, request), lambda b: fake_gemini.seen(model, b))
+            status = 400 if reply is None else reply.status
+            if reply is None or status is not None:
+                return JSONResponse(fake_gemini.error(status or 400), status_code=status or 400)
             number = len(self.seen)
-            if reply.status is not None:
-                return JSONResponse(fake_gemini.error(reply.status), status_code=reply.status)
             if method == "generateContent":
                 return JSONResponse(fake_gemini.whole(model, reply, number))
-            assert method == "streamGenerateContent", method
-            assert request.query_params.get("alt") == "sse"
             if reply.garbage:
                 return _GARBAGE
             return StreamingResponse(fake_gemini.stream(model, reply, number), media_type="text/event-stream")
@@ -127,10 +135,22 @@ class FakeUpstream:
         return reply
 
 
+def _gemini_check(method: str, request: Request) -> Check:
+    """Gemini's checks, and the method's: streaming answers are asked for as SSE."""
+
+    def check(body: dict[str, Any], headers: dict[str, str], key: str | None) -> None:
+        assert method in ("generateContent", "streamGenerateContent"), f"no method {method!r}"
+        if method == "streamGenerateContent":
+            assert request.query_params.get("alt") == "sse", "a stream asked for without alt=sse"
+        fake_gemini.check_request(body, headers, key)
+
+    return check
+
+
 @contextmanager
-def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
+def fake_upstream(key: str | None = "test-key") -> Iterator[tuple[FakeUpstream, str]]:
     """The fake on a loopback port, and its base URL for OpenAI's APIs (`fake.url_for(api)` for any)."""
-    upstream = FakeUpstream()
+    upstream = FakeUpstream(key=key)
     with run_app(upstream.app()) as base_url:
         upstream.root = base_url
         yield upstream, f"{base_url}/v1"

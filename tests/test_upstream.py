@@ -26,7 +26,12 @@ OUTPUTS = ["code_interpreter_call.outputs"]
 def upstream(data_dir: Path) -> Iterator[tuple[FakeUpstream, openai.OpenAI]]:
     with fake_upstream() as (fake, upstream_url):
         settings = Settings(
-            data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_timeout=2, max_iterations=3
+            data_dir=data_dir,
+            image=IMAGE,
+            upstream_base_url=upstream_url,
+            upstream_api_key=fake.key,
+            upstream_timeout=2,
+            max_iterations=3,
         )
         with serve(settings) as base_url:
             yield fake, sdk_for(base_url, timeout=60)
@@ -80,7 +85,7 @@ def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path,
                 ],
             }
 
-    with fake_upstream() as (fake, _):
+    with fake_upstream(key="sk-secret") as (fake, _):
         upstream_url = fake.url_for(api)
         fake.script = [Reply(code="numbers = [1, 2, 3]"), Reply(code="print(sum(numbers))"), Reply(text="Six.")]
         recorded = run(
@@ -137,12 +142,9 @@ def test_a_streamed_function_call_reaches_the_stream_helper(upstream: tuple[Fake
 def test_provider_prefixes_route_to_named_providers(data_dir: Path, tmp_path: Path) -> None:
     """`Name/model` goes to provider Name with the prefix stripped; other names go to the default upstream."""
     with (
-        fake_upstream() as (chat, chat_url),
-        fake_upstream() as (responses, responses_url),
-        fake_upstream() as (
-            default,
-            default_url,
-        ),
+        fake_upstream(key=None) as (chat, chat_url),
+        fake_upstream(key="sk-test") as (responses, responses_url),
+        fake_upstream() as (default, default_url),
     ):
         providers = tmp_path / "providers.toml"
         providers.write_text(
@@ -155,6 +157,7 @@ def test_provider_prefixes_route_to_named_providers(data_dir: Path, tmp_path: Pa
                 "KERNELGATE_IMAGE": IMAGE,
                 "KERNELGATE_PROVIDERS": str(providers),
                 "KERNELGATE_UPSTREAM_BASE_URL": default_url,
+                "KERNELGATE_UPSTREAM_API_KEY": str(default.key),
                 "FAKE_OPENAI_KEY": "sk-test",
             }
         )
@@ -165,9 +168,9 @@ def test_provider_prefixes_route_to_named_providers(data_dir: Path, tmp_path: Pa
             client = sdk_for(base_url)
             for model in ("ollama/qwen2.5-coder", "OpenAI/gpt-4.1-mini", "plain-model"):
                 assert client.responses.create(model=model, input="hi", tools=AUTO).output_text == "hello"
-    assert chat.requests[0]["model"] == "qwen2.5-coder"
-    assert responses.requests[0]["model"] == "gpt-4.1-mini"
-    assert default.requests[0]["model"] == "plain-model"
+    assert [(seen.path, seen.model) for seen in chat.seen] == [("/v1/chat/completions", "qwen2.5-coder")]
+    assert [(seen.path, seen.model) for seen in responses.seen] == [("/v1/responses", "gpt-4.1-mini")]
+    assert [(seen.path, seen.model) for seen in default.seen] == [("/v1/chat/completions", "plain-model")]
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
@@ -175,8 +178,13 @@ def test_images_are_attached_for_vision_upstreams(data_dir: Path, api: str) -> N
     """With KERNELGATE_UPSTREAM_VISION the figure a call displayed reaches the model as an image after its result."""
     with fake_upstream() as (fake, upstream_url):
         settings = Settings(
-            data_dir=data_dir, image=IMAGE, upstream_base_url=upstream_url, upstream_api=api, upstream_vision=True
-        )  # type: ignore[arg-type]
+            data_dir=data_dir,
+            image=IMAGE,
+            upstream_base_url=upstream_url,
+            upstream_api_key=fake.key,
+            upstream_api=api,  # type: ignore[arg-type]
+            upstream_vision=True,
+        )
         with serve(settings) as base_url:
             fake.script = [
                 Reply(code="import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"),

@@ -51,7 +51,7 @@ def gateway(request: pytest.FixtureRequest, test_root: Path) -> Iterator[tuple[s
             image=IMAGE,
             upstream_api=api,
             upstream_base_url=fake.url_for(api),
-            upstream_api_key="test-key",
+            upstream_api_key=fake.key,
             upstream_timeout=5,
             max_iterations=3,
         )
@@ -62,7 +62,7 @@ def gateway(request: pytest.FixtureRequest, test_root: Path) -> Iterator[tuple[s
 @pytest.fixture
 def served(gateway: tuple[str, FakeUpstream, str]) -> Iterator[Served]:
     api, fake, base_url = gateway
-    fake.script, fake.requests, fake.seen, fake.problems = [], [], [], []
+    fake.reset()
     yield Served(api, fake, sdk_for(base_url))
     assert not fake.problems, "requests broke the upstream API's rules:\n" + "\n".join(fake.problems)
 
@@ -165,6 +165,14 @@ def test_a_busy_upstream_is_retried(served: Served) -> None:
     assert len(served.fake.requests) == 2
 
 
+def test_an_upstream_is_retried_twice_then_the_response_fails(served: Served) -> None:
+    """Exactly two retries: a third 503 fails the response, and the reply after it is never asked for."""
+    served.fake.script = [Reply(status=503)] * 3 + [Reply(text="too late")]
+    response = served.client.responses.create(model="m", input="hi", tools=AUTO)
+    assert (response.status, response.error and response.error.code) == ("failed", "upstream_503")
+    assert len(served.fake.requests) == 3
+
+
 def test_client_function_tools_pass_through(served: Served) -> None:
     """The model sees the client's function tool; its call ends the response; the output continues it."""
     served.fake.script = [
@@ -197,17 +205,41 @@ def test_figures_go_back_where_the_api_takes_images(served: Served) -> None:
     assert ("displayed 1 image" in follow.results[0]) is not takes_images
 
 
+_NOT_RUN = "Not run: the model's turn was cut short (max_output_tokens) before this code was complete.\n"
+
+
 def test_an_answer_cut_at_the_token_limit_runs_no_code(served: Served) -> None:
     """Cut at max_output_tokens, a half-written call does not run and the response is incomplete."""
-    served.fake.script = [Reply(code="print('never printed')", cut=True)]
+    # Half of the call's arguments is runnable code that would print and write a file.
+    code = "open('ran.txt', 'w').write('x')\nprint('ran')\n" + "# more to come\n" * 10
+    served.fake.script = [Reply(code=code, cut=True)]
     response = served.client.responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS, max_output_tokens=100)
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
-    assert all(call.status == "incomplete" for call in _calls(response))
-    assert not any("never printed" in (o.logs or "") for c in _calls(response) for o in c.outputs or [])
     assert served.fake.seen[0].max_tokens == 100
     assert len(served.fake.requests) == 1
+    if served.api == "gemini":  # Gemini sends a call whole or not at all: a cut answer has none
+        assert _calls(response) == []
+        return
+    (call,) = _calls(response)
+    assert call.status == "incomplete"
+    assert "print('ran')" in call.code
+    assert code.startswith(call.code)
+    assert call.code != code
+    assert [output.logs for output in call.outputs] == [_NOT_RUN]
+    files = served.client.containers.files.list(call.container_id)
+    assert [file.path for file in files] == []
+
+
+def test_a_refusal_ends_the_response_with_content_filter(served: Served) -> None:
+    """A refusal or safety stop from any API ends the response as incomplete with reason content_filter."""
+    served.fake.script = [Reply(text="I can't help with", refused=True)]
+    response = served.client.responses.create(model="m", input="something bad", tools=AUTO)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "content_filter"
+    assert response.output_text == "I can't help with"
 
 
 def test_a_stream_the_api_would_not_send_fails_the_response(served: Served) -> None:
@@ -219,20 +251,33 @@ def test_a_stream_the_api_would_not_send_fails_the_response(served: Served) -> N
     assert response.error.code.startswith("upstream_")
 
 
-@pytest.mark.parametrize("api", ["chat", "anthropic", "gemini"])
+_WHOLE = {
+    "chat": "/v1/chat/completions",
+    "responses": "/v1/responses",
+    "anthropic": "/v1/messages",
+    "gemini": "/v1beta/models/m:generateContent",
+}
+
+
+@pytest.mark.parametrize("api", APIS)
 def test_an_upstream_asked_not_to_stream(data_dir: Path, api: str) -> None:
-    """With stream = false the whole answer is asked for; the client sees the same output."""
+    """With stream = false the whole answer is asked for, at the API's non-streaming URL; the client sees the same."""
     with fake_upstream() as (fake, _):
         settings = Settings(
-            data_dir=data_dir, image=IMAGE, upstream_api=api, upstream_base_url=fake.url_for(api), upstream_stream=False
-        )  # type: ignore[arg-type]
+            data_dir=data_dir,
+            image=IMAGE,
+            upstream_api=api,  # type: ignore[arg-type]
+            upstream_base_url=fake.url_for(api),
+            upstream_api_key=fake.key,
+            upstream_stream=False,
+        )
         with serve(settings) as base_url:
             fake.script = [Reply(code="print('whole')"), Reply(text="Printed.")]
             response = sdk_for(base_url).responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS)
     call, _ = response.output
     assert (call.code, call.outputs[0].logs) == ("print('whole')", "whole\n")
     assert response.output_text == "Printed."
-    assert all(not request.get("stream") for request in fake.requests)
+    assert [(seen.path, bool(seen.body.get("stream"))) for seen in fake.seen] == [(_WHOLE[api], False)] * 2
     assert response.usage is not None
     assert response.usage.total_tokens == 30
 
@@ -241,7 +286,11 @@ def test_gemini_calls_go_back_with_their_signatures_and_side_by_side(data_dir: P
     """Gemini's thought signature returns with its call; calls made side by side return in one model turn."""
     with fake_upstream() as (fake, _):
         settings = Settings(
-            data_dir=data_dir, image=IMAGE, upstream_api="gemini", upstream_base_url=fake.url_for("gemini")
+            data_dir=data_dir,
+            image=IMAGE,
+            upstream_api="gemini",
+            upstream_base_url=fake.url_for("gemini"),
+            upstream_api_key=fake.key,
         )
         with serve(settings) as base_url:
             fake.script = [Reply(code="a = 1", parallel=("b = 2",)), Reply(code="print(a + b)"), Reply(text="3")]
@@ -259,14 +308,15 @@ def test_gemini_calls_go_back_with_their_signatures_and_side_by_side(data_dir: P
 
 
 def test_anthropic_and_gemini_prefixes_use_the_providers_own_variables(data_dir: Path) -> None:
-    """`Anthropic/` and `Gemini/` need no providers file: ANTHROPIC_API_KEY, GEMINI_API_KEY and base URLs."""
+    """`Anthropic/` and `Gemini/` need no providers file: their own key and base URL variables (GOOGLE_API_KEY wins)."""
     with fake_upstream() as (fake, _):
         environ = {
             "KERNELGATE_DATA_DIR": str(data_dir),
             "KERNELGATE_IMAGE": IMAGE,
-            "ANTHROPIC_API_KEY": "sk-ant-test",
+            "ANTHROPIC_API_KEY": str(fake.key),
             "ANTHROPIC_BASE_URL": fake.url_for("anthropic"),
-            "GEMINI_API_KEY": "gemini-test",
+            "GEMINI_API_KEY": "a key GOOGLE_API_KEY overrides",
+            "GOOGLE_API_KEY": str(fake.key),
             "GOOGLE_GEMINI_BASE_URL": fake.url_for("gemini"),
         }
         with serve(Settings.from_env(environ)) as base_url:
