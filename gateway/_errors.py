@@ -33,8 +33,9 @@ class GatewayError(Exception):
 class InvalidRequest(GatewayError):
     status = 400
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, *, code: str | None = None) -> None:
         self.param = param
+        self.code = code
         super().__init__(message)
 
 

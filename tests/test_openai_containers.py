@@ -54,7 +54,11 @@ def test_memory_tier_is_the_container_limit(client: openai.OpenAI, docker_client
     [
         ({"name": "x", "memory_limit": "2g"}, "memory_limit", "'1g', '4g', '16g' or '64g'"),
         ({}, "name", "Missing required parameter"),
-        ({"name": "x", "expires_after": {"anchor": "last_active_at", "minutes": 0}}, "expires_after.minutes", ""),
+        (
+            {"name": "x", "expires_after": {"anchor": "last_active_at", "minutes": 0}},
+            "expires_after.minutes",
+            "greater than or equal to 1",
+        ),
         (
             {"name": "x", "network_policy": {"type": "allowlist", "allowed_domains": ["pypi.org"]}},
             "network_policy",

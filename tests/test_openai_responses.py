@@ -250,14 +250,18 @@ def test_interpreting_goes_out_before_the_code_finishes(client: openai.OpenAI, o
     code = "import glob, time\nwhile not glob.glob('*-go.txt'):\n    time.sleep(0.05)\nprint('released')"
     tools = [{"type": "code_interpreter", "container": container.id}]
     body = {"model": "kernelgate/exec", "input": code, "tools": tools, "include": OUTPUTS}
+    kinds = []
     with _sse(openai_base_url, body) as response:
         for event in _events(response.iter_lines()):
+            kinds.append(event["type"])
             if event["type"] == "response.code_interpreter_call.interpreting":
                 client.containers.files.create(container.id, file=("go.txt", b""))
             if event["type"] == "response.output_item.done":
-                assert event["item"]["outputs"] == [{"type": "logs", "logs": "released\n"}]
+                done = event["item"]
                 break
     client.containers.delete(container.id)
+    assert kinds.index("response.code_interpreter_call.interpreting") < kinds.index("response.output_item.done")
+    assert done["outputs"] == [{"type": "logs", "logs": "released\n"}]
 
 
 _SLEEPER = "import time\nstate = 'kept'\ntime.sleep(60)\nopen('finished', 'w').write('x')"
@@ -293,6 +297,10 @@ def test_unstored_responses_are_not_kept(client: openai.OpenAI) -> None:
     assert response.store is False
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
+    with pytest.raises(openai.BadRequestError) as caught:  # as OpenAI answers it
+        client.responses.create(model="kernelgate/exec", input="2", tools=AUTO, previous_response_id=response.id)
+    assert (caught.value.param, caught.value.code) == ("previous_response_id", "previous_response_not_found")
+    assert f"Previous response with id '{response.id}' not found." in caught.value.message
 
 
 def test_input_items_and_input_files(client: openai.OpenAI) -> None:

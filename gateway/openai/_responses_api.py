@@ -131,7 +131,7 @@ def _history(store: Store, previous_response_id: str | None) -> tuple[list[Item]
     record = store.get_response(previous_response_id)
     if record is None:
         msg = f"Previous response with id '{previous_response_id}' not found."
-        raise InvalidRequest(msg, "previous_response_id")
+        raise InvalidRequest(msg, "previous_response_id", code="previous_response_not_found")
     return _ITEMS.validate_json(record.items), record.container_id
 
 
