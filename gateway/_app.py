@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             # Live sandboxes stay up for the next start to adopt: a restart loses no container.
+            app.state.left_sandboxes = app.state.containers.owned_sandboxes()
+            log.info("Leaving %d sandboxes for the next start to adopt", len(app.state.left_sandboxes))
             await app.state.manager.close(remove_sandboxes=False)
             await app.state.models.close()
             store.close()

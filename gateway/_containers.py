@@ -124,14 +124,16 @@ class ContainerService:
 
     async def reconcile(self) -> None:
         """After a restart: expire records whose sandbox is gone, remove sandboxes no record owns."""
-        owned = set()
-        for record in self._store.running_containers():
-            if self._live(record) is not None:
-                owned.add(record.sandbox_id)
+        owned = self.owned_sandboxes()
         for sandbox in self._manager.sandboxes():
             if sandbox.id not in owned:
                 log.warning("Removing sandbox %s: no container owns it", sandbox.id)
                 await self._manager.remove(sandbox.id)
+
+    def owned_sandboxes(self) -> set[str]:
+        """The ids of the live sandboxes a running container owns: what a restart keeps."""
+        live = (self._live(record) for record in self._store.running_containers())
+        return {sandbox.id for sandbox in live if sandbox is not None}
 
     def is_running(self, container_id: str) -> bool:
         record = self._store.get_container(container_id)

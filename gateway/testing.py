@@ -22,24 +22,37 @@ from sandbox import DockerUnavailable, SandboxManager
 from ._app import create_app
 from ._settings import Settings
 
-__all__ = ["remove_sandboxes", "run_app", "serve"]
+__all__ = ["SandboxLeak", "remove_sandboxes", "run_app", "serve"]
+
+
+class SandboxLeak(AssertionError):
+    """The gateway left containers in Docker that no container of its API owned: a kernelgate bug."""
+
+    def __init__(self, sandbox_ids: list[str]) -> None:
+        self.sandbox_ids = sandbox_ids
+        super().__init__(f"the gateway left sandboxes no container owned (removed now): {', '.join(sandbox_ids)}")
 
 
 @contextlib.contextmanager
 def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0, purge: bool = True) -> Iterator[str]:
     """Serve the gateway on `settings.host` and `port` (0 picks a free one); yields the base URL.
 
-    On exit the server shuts down. A gateway leaves its live sandboxes for the next start to adopt;
-    with `purge` (the default here) they are removed, so a test suite leaks no container. Use
-    purge=False to restart a gateway on the same data directory and find its containers again.
+    On exit the server shuts down. A gateway leaves the sandboxes of its live containers for the next
+    start to adopt; with `purge` (the default here) they are removed, so a test suite leaks no
+    container, and any other sandbox found in Docker raises SandboxLeak. Use purge=False to restart a
+    gateway on the same data directory and find its containers again.
     """
+    app = create_app(settings)
     try:
-        with run_app(create_app(settings), settings.host, port, startup_timeout) as base_url:
+        with run_app(app, settings.host, port, startup_timeout) as base_url:
             yield base_url
     finally:
         if purge:
             with contextlib.suppress(DockerUnavailable):  # no engine: it holds no sandbox of ours
-                asyncio.run(remove_sandboxes(settings))
+                removed = asyncio.run(remove_sandboxes(settings))
+                unowned = sorted(set(removed) - getattr(app.state, "left_sandboxes", set()))
+                if unowned:
+                    raise SandboxLeak(unowned)
 
 
 @contextlib.contextmanager
@@ -64,8 +77,8 @@ def run_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, startup_timeou
         thread.join(startup_timeout)
 
 
-async def remove_sandboxes(settings: Settings) -> None:
-    """Remove every sandbox left in the settings' data directory (no gateway may be running on it)."""
+async def remove_sandboxes(settings: Settings) -> list[str]:
+    """Remove every sandbox left in the settings' data directory (no gateway may be running on it); their ids."""
     config = settings.sandbox_config().model_copy(update={"adopt": False})
-    async with SandboxManager(config):
-        pass
+    async with SandboxManager(config) as manager:
+        return list(manager.recovery.removed)

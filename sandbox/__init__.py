@@ -24,7 +24,7 @@ from ._errors import (
     SandboxNotFound,
     SandboxStartError,
 )
-from ._manager import EngineStatus, SandboxManager
+from ._manager import EngineStatus, Recovery, SandboxManager
 from ._models import (
     DisplayOutput,
     ErrorOutput,
@@ -62,6 +62,7 @@ __all__ = [
     "MemoryLimitTooLarge",
     "MimeBundle",
     "Output",
+    "Recovery",
     "ResultOutput",
     "Sandbox",
     "SandboxConfig",

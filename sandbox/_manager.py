@@ -39,7 +39,7 @@ from ._labels import DATA_DIR, SANDBOX_ID, spec_from_labels
 from ._models import SandboxSpec
 from ._sandbox import Sandbox, remove_home
 
-__all__ = ["EngineStatus", "SandboxManager"]
+__all__ = ["EngineStatus", "Recovery", "SandboxManager"]
 
 log = logging.getLogger("kernelgate.sandbox")
 _REMEMBERED_ENDINGS = 10_000
@@ -59,6 +59,16 @@ class EngineStatus(BaseModel):
     """Bytes of /mnt/data each sandbox may use, or None when there is no limit (see SandboxConfig)."""
     runtime: str = "runc"
     """The Docker runtime sandboxes run under."""
+
+
+class Recovery(BaseModel):
+    """What a manager found of an earlier one's sandboxes when it started: kept, or removed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    adopted: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    """Sandbox ids (a container whose labels are not a sandbox's: its container id)."""
 
 
 class _State(enum.Enum):
@@ -83,6 +93,8 @@ class SandboxManager:
         self._lock_fd: int | None = None
         self._host_memory = 0
         self._limit_disk = False
+        self.recovery = Recovery()
+        """Filled in by start(): the earlier sandboxes of this data directory it adopted and removed."""
 
     async def __aenter__(self) -> SandboxManager:
         await self.start()
@@ -326,8 +338,12 @@ class SandboxManager:
 
     async def _recover(self) -> None:
         """Adopt the live sandboxes of an earlier manager of this data directory; remove the rest."""
+        adopted: list[str] = []
+        removed: list[str] = []
         for info in await self._runtime.list_managed(f"{DATA_DIR}={self.config.data_dir}"):
-            await self._recover_one(info)
+            kept = await self._recover_one(info)
+            (adopted if kept else removed).append(info.labels.get(SANDBOX_ID) or info.id)
+        self.recovery = Recovery(adopted=tuple(adopted), removed=tuple(removed))
         await self._remove_orphans()
         for leftover in self.config.sandboxes_dir.iterdir():
             if leftover.name not in self._sandboxes:
@@ -337,27 +353,29 @@ class SandboxManager:
                 if leftover.name not in self._sandboxes:
                     await asyncio.to_thread(shutil.rmtree, leftover, True)
 
-    async def _recover_one(self, info: ContainerInfo) -> None:
+    async def _recover_one(self, info: ContainerInfo) -> bool:
+        """Adopt the sandbox, or remove it; whether it was kept."""
         sandbox_id = info.labels.get(SANDBOX_ID, "")
         try:
             spec, created_at = spec_from_labels(info.labels)
         except (KeyError, ValueError):
             log.warning("Removing container %s: its labels are not a sandbox's", info.id[:12])
             await self._runtime.remove(info.id)
-            return
+            return False
         sandbox = Sandbox(sandbox_id, spec, self.config, self._runtime, created_at, limit_disk=self._limit_disk)
         sandbox._load_activity()
         self._sandboxes[sandbox_id] = sandbox
         if not self.config.adopt or sandbox.expires_at <= time.time():
             await self._end(sandbox, expired=self.config.adopt)
-            return
+            return False
         try:
             await sandbox._adopt(info)
         except (SandboxError, OSError) as exc:
             log.warning("Removing sandbox %s, which could not be adopted: %s", sandbox_id, exc)
             await self._end(sandbox, expired=False)
-            return
+            return False
         log.info("Adopted sandbox %s", sandbox_id)
+        return True
 
     async def _remove_orphans(self) -> None:
         """Remove containers whose data directory is gone: no manager can ever adopt them."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,36 @@ def test_root(docker_client: docker.DockerClient) -> Iterator[Path]:
     assert not mounted, f"tests leaked mounts: {mounted}"
 
 
+# The session's long-lived owners of sandboxes: data directory -> the sandbox or container ids live there now.
+_OWNERS: dict[str, Callable[[], set[str]]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_container_outlives_its_module(docker_client: docker.DockerClient, test_root: Path) -> Iterator[None]:
+    """After each module, Docker holds no container of this session but the live ones of the shared fixtures."""
+    yield
+    deadline = time.monotonic() + 15  # an expired sandbox is removed by the next reaper pass
+    while (leaked := _unowned(docker_client, test_root)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for container in leaked:
+        docker_client.api.remove_container(container["Id"], force=True)
+    assert not leaked, f"containers outlived their tests: {[c['Labels'] for c in leaked]}"
+
+
+def _unowned(client: docker.DockerClient, root: Path) -> list[dict[str, Any]]:
+    unowned = []
+    for container in labelled(client, "kernelgate.managed=true"):
+        labels = container["Labels"]
+        data_dir = labels.get("kernelgate.data_dir", "")
+        if not data_dir.startswith(f"{root}/"):
+            continue
+        owner = _OWNERS.get(data_dir)
+        live = owner() if owner is not None else set()
+        if not {labels.get("kernelgate.sandbox_id"), labels.get("kernelgate.label.container_id")} & live:
+            unowned.append(container)
+    return unowned
+
+
 @pytest.fixture
 def data_dir(test_root: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=test_root))
@@ -65,7 +98,9 @@ async def manager(test_root: Path) -> AsyncIterator[SandboxManager]:
     """One manager shared by the tests that need no special configuration."""
     data_dir = test_root / "shared"
     async with SandboxManager(config_for(data_dir, interrupt_grace=2.0)) as shared:
+        _OWNERS[str(data_dir)] = lambda: {sandbox.id for sandbox in shared.sandboxes()}
         yield shared
+        del _OWNERS[str(data_dir)]
 
 
 @pytest.fixture
@@ -89,7 +124,21 @@ def openai_base_url(test_root: Path) -> Iterator[str]:
 
     settings = Settings(data_dir=test_root / "gateway", image=IMAGE, runtime=RUNTIME, expiry_minute_seconds=1.0)
     with serve(settings) as base_url:
+        _OWNERS[str(settings.data_dir)] = lambda: _running_containers(base_url)
         yield base_url
+        del _OWNERS[str(settings.data_dir)]
+
+
+def _running_containers(base_url: str) -> set[str]:
+    """The ids of a gateway's running containers, as its Containers API lists them."""
+    running, after = set(), ""
+    while True:
+        with urllib.request.urlopen(f"{base_url}/v1/containers?limit=100{after}", timeout=30) as answer:
+            page = json.load(answer)
+        running |= {container["id"] for container in page["data"] if container["status"] == "running"}
+        if not page["has_more"]:
+            return running
+        after = f"&after={page['last_id']}"
 
 
 @pytest.fixture
@@ -135,6 +184,14 @@ async def bystander(manager: SandboxManager) -> AsyncIterator[Bystander]:
     await sandbox.execute("secret = 'bystander'")
     yield Bystander(sandbox)
     await manager.remove(sandbox.id)
+
+
+async def until(condition: Callable[[], object], timeout: float = 30) -> None:
+    """Wait for something the code under test makes true (never a bare sleep); fail past the timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {timeout} s"
+        await asyncio.sleep(0.01)
 
 
 def labelled(client: docker.DockerClient, label: str) -> list[dict[str, Any]]:
