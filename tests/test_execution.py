@@ -16,6 +16,8 @@ from sandbox import (
     StreamOutput,
 )
 
+from .conftest import until
+
 
 async def test_state_persists_between_executions(sandbox: Sandbox) -> None:
     """A variable defined by one execution is there in the next."""
@@ -123,7 +125,7 @@ async def test_closing_a_stream_early_interrupts_the_code(sandbox: Sandbox) -> N
 async def test_executions_of_one_sandbox_run_one_at_a_time(sandbox: Sandbox) -> None:
     """A second execution waits for the first: it sees the first one's last write."""
     first = asyncio.ensure_future(sandbox.execute("import time\nlog = []\ntime.sleep(0.5)\nlog.append('first')"))
-    await asyncio.sleep(0.1)
+    await until(lambda: sandbox.busy)  # the first is running
     second = await sandbox.execute("log.append('second'); log")
     await first
     assert second.result is not None

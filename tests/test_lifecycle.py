@@ -21,7 +21,7 @@ from sandbox import (
     SandboxSpec,
 )
 
-from .conftest import config_for, labelled
+from .conftest import config_for, labelled, until
 
 
 def _containers(client: docker.DockerClient, data_dir: Path) -> list[str]:
@@ -64,7 +64,7 @@ async def test_busy_sandbox_is_not_reaped(data_dir: Path) -> None:
     async with SandboxManager(config_for(data_dir)) as manager:
         sandbox = await manager.create(SandboxSpec(memory_limit="256m", idle_timeout=60))
         running = asyncio.ensure_future(sandbox.execute("import time; time.sleep(1)"))
-        await asyncio.sleep(0.3)
+        await until(lambda: sandbox.busy)
         sandbox.last_active -= 120
         assert await manager.reap() == []
         assert (await running).status.value == "ok"
@@ -232,7 +232,9 @@ async def test_cancelled_create_leaves_nothing(data_dir: Path, docker_client: do
     """A caller that gives up mid-start does not leak the container being started."""
     async with SandboxManager(config_for(data_dir)) as manager:
         creating = asyncio.ensure_future(manager.create(SandboxSpec(memory_limit="256m")))
-        await asyncio.sleep(0.3)  # the container exists by now; the kernel is not ready yet
+        while not _containers(docker_client, data_dir):  # cancelled once Docker has the container
+            assert not creating.done(), "the sandbox started before its container could be seen"
+            await asyncio.sleep(0.01)
         creating.cancel()
         with pytest.raises(asyncio.CancelledError):
             await creating

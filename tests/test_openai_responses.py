@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker
 import httpx
 import openai
 import pytest
+
+from .conftest import container_of
 
 AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
 OUTPUTS = ["code_interpreter_call.outputs"]
@@ -137,10 +140,13 @@ def test_memory_limit_is_enforced_and_the_container_recovers(client: openai.Open
     assert _calls(after)[0].outputs[0].logs == "False\n"
 
 
-def test_an_expired_container_is_a_400(client: openai.OpenAI) -> None:
+def test_an_expired_container_is_a_400(client: openai.OpenAI, docker_client: docker.DockerClient) -> None:
     """Naming an expired container fails with OpenAI's 'Container is expired.' (a minute lasts 1 s here)."""
     container = client.containers.create(name="old", expires_after={"anchor": "last_active_at", "minutes": 1})
-    time.sleep(2.5)  # untouched: retrieving it would count as activity and keep it alive
+    deadline = time.monotonic() + 30
+    while container_of(docker_client, container.id) is not None:  # Docker's view counts as no activity
+        assert time.monotonic() < deadline, "the idle container was never removed"
+        time.sleep(0.1)
     tools = [{"type": "code_interpreter", "container": container.id}]
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="kernelgate/exec", input="1", tools=tools)
