@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import httpx2  # the openai SDK's HTTP library: this is a transport under it
 
+from ._model import ERROR_CODE_HEADER
+
 __all__ = ["CassetteTransport"]
 
 _FRESH_IDS = re.compile(r"\b(ci|msg|cntr)_[0-9a-f]{48}\b|\bcfile_[0-9a-f]{32}\b|(?<=/mnt/data/)[0-9a-f]{32}(?=-)")
@@ -97,7 +99,7 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
             f"(request {sum(self._used) + 1} of this run): record the cassette again."
         )
         error = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "cassette_miss"}}
-        return httpx2.Response(404, json=error, request=request)
+        return httpx2.Response(404, json=error, headers={ERROR_CODE_HEADER: "cassette_miss"}, request=request)
 
     def _record(self, request: httpx2.Request, body: bytes, response: httpx2.Response, content: bytes) -> None:
         try:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from ._conversation import Item
 
 __all__ = [
+    "ERROR_CODE_HEADER",
     "CodeDelta",
     "CodeReady",
     "FunctionCallRequested",
@@ -107,17 +108,25 @@ class Turn:
     sampling: Sampling = Sampling()
 
 
+ERROR_CODE_HEADER = "x-kernelgate-error"
+"""Set on answers kernelgate makes itself in place of an upstream's (a cassette's miss), naming the error."""
+
+
 class ModelError(Exception):
     """The model's provider failed (after its retries): the response ends as failed with this message."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
         self.status = status
+        self.code = code
+        """kernelgate's own code for the failure (`cassette_miss`), else None: the status names it."""
         super().__init__(message)
 
     # The three ways an upstream fails, worded alike whichever SDK reported them.
     @classmethod
-    def failed(cls, status: int, detail: object) -> ModelError:
-        return cls(f"The upstream model failed with {status}: {detail}", status)
+    def failed(cls, status: int, detail: object, response: Any = None) -> ModelError:
+        """An error status; `response` (the SDK's) may carry kernelgate's own code in ERROR_CODE_HEADER."""
+        headers = getattr(response, "headers", None) or {}
+        return cls(f"The upstream model failed with {status}: {detail}", status, headers.get(ERROR_CODE_HEADER))
 
     @classmethod
     def unreachable(cls, detail: object, timed_out: bool) -> ModelError:

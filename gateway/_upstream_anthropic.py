@@ -123,7 +123,7 @@ def _upstream_errors() -> Iterator[None]:
         yield
     except anthropic.APIStatusError as exc:
         # An `error` event inside a 200 stream (overloaded_error, say) carries the stream's status.
-        raise ModelError.failed(exc.status_code if exc.status_code >= 400 else 502, exc.message) from exc
+        raise ModelError.failed(exc.status_code if exc.status_code >= 400 else 502, exc.message, exc.response) from exc
     except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
         raise ModelError.unreachable(exc.message, isinstance(exc, anthropic.APITimeoutError)) from exc
     except (anthropic.AnthropicError, ValueError) as exc:  # a body the SDK could not parse, a bad event

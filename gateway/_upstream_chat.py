@@ -37,7 +37,7 @@ def upstream_errors() -> Iterator[None]:
     try:
         yield
     except openai.APIStatusError as exc:
-        raise ModelError.failed(exc.status_code, exc.message) from exc
+        raise ModelError.failed(exc.status_code, exc.message, exc.response) from exc
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         raise ModelError.unreachable(exc.message, isinstance(exc, openai.APITimeoutError)) from exc
     except (openai.OpenAIError, ValueError) as exc:  # a body the SDK could not parse, a bad event

@@ -135,7 +135,7 @@ def _upstream_errors() -> Iterator[None]:
     try:
         yield
     except errors.APIError as exc:
-        raise ModelError.failed(exc.code, exc.message or exc.status) from exc
+        raise ModelError.failed(exc.code, exc.message or exc.status, exc.response) from exc
     except httpx2.TransportError as exc:  # the SDK leaves its HTTP library's errors as they are
         raise ModelError.unreachable(exc, isinstance(exc, httpx2.TimeoutException)) from exc
     except (ValueError, TypeError) as exc:  # a body the SDK could not parse (pydantic's errors are ValueErrors)

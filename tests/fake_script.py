@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Api = Literal["chat", "responses", "anthropic", "gemini"]
+APIS: tuple[Api, ...] = ("chat", "responses", "anthropic", "gemini")
 
 
 @dataclass

@@ -25,11 +25,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from gateway.testing import run_app
 
 from . import fake_anthropic, fake_gemini, fake_openai
-from .fake_script import Reply, Seen
+from .fake_script import APIS, Api, Reply, Seen
 
-__all__ = ["APIS", "FakeUpstream", "Reply", "Seen", "fake_upstream"]
+__all__ = ["APIS", "Api", "FakeUpstream", "Reply", "Seen", "fake_upstream"]
 
-APIS = ("chat", "responses", "anthropic", "gemini")
 Check = Callable[[dict[str, Any], dict[str, str], str | None], None]
 _GARBAGE = Response("data: {not json at all\n\n", media_type="text/event-stream")
 

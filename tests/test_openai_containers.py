@@ -49,6 +49,18 @@ def test_memory_tier_is_the_container_limit(client: openai.OpenAI, docker_client
     client.containers.delete(created.id)
 
 
+def test_the_cpu_quota_is_kernelgate_cpus(data_dir: Path, docker_client: docker.DockerClient) -> None:
+    """KERNELGATE_CPUS sets each container's CPU quota."""
+    settings = Settings.from_env(
+        {"KERNELGATE_DATA_DIR": str(data_dir), "KERNELGATE_IMAGE": IMAGE, "KERNELGATE_CPUS": "0.5"}
+    )
+    with serve(settings) as base_url:
+        created = sdk_for(base_url).containers.create(name="half a cpu")
+        backing = container_of(docker_client, created.id)
+        assert backing is not None
+        assert backing.attrs["HostConfig"]["NanoCpus"] == 500_000_000
+
+
 @pytest.mark.parametrize(
     ("body", "param", "said"),
     [

@@ -81,7 +81,7 @@ def test_expiring_file_reports_expires_at(client: openai.OpenAI) -> None:
 
 
 def test_uploads_over_the_limit_are_413_and_store_nothing(data_dir: Path) -> None:
-    """A body past KERNELGATE_MAX_UPLOAD_BYTES is refused, by Content-Length or while streaming."""
+    """A body past KERNELGATE_MAX_UPLOAD_BYTES is refused, by Content-Length or streamed, on both upload routes."""
     settings = Settings(data_dir=data_dir, image=IMAGE, max_upload_bytes=100_000)
     with serve(settings) as base_url:
         sdk = sdk_for(base_url)
@@ -105,4 +105,13 @@ def test_uploads_over_the_limit_are_413_and_store_nothing(data_dir: Path) -> Non
         assert response.status_code == 413
         assert response.json()["error"]["type"] == "invalid_request_error"
         assert sdk.files.list().data == []
+
+        container = sdk.containers.create(name="small uploads")
+        sdk.containers.files.create(container.id, file=("kept.txt", b"kept"))
+        with pytest.raises(openai.APIStatusError) as refused:
+            sdk.containers.files.create(container.id, file=("big.bin", b"x" * 300_000))
+        assert refused.value.status_code == 413
+        assert "KERNELGATE_MAX_UPLOAD_BYTES" in refused.value.message
+        (kept,) = sdk.containers.files.list(container.id)
+        assert kept.path.endswith("-kept.txt")
     assert list((data_dir / "files").iterdir()) == []

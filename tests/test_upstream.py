@@ -121,6 +121,7 @@ def test_replay_of_an_unrecorded_request_names_it_and_the_cassette(data_dir: Pat
         response = client.responses.create(model="m", input="hi", tools=AUTO)
     assert response.status == "failed"
     assert response.error is not None
+    assert response.error.code == "cassette_miss"
     assert str(cassette) in response.error.message
     assert "/v1/chat/completions" in response.error.message
 
@@ -197,3 +198,38 @@ def test_images_are_attached_for_vision_upstreams(data_dir: Path, api: str) -> N
     image = last["content"][1]
     url = image["image_url"]["url"] if api == "chat" else image["image_url"]
     assert url.startswith("data:image/png;base64,")
+
+
+def test_providers_file_tables_replace_the_built_in_anthropic_and_gemini(data_dir: Path, tmp_path: Path) -> None:
+    """An [Anthropic] or [Gemini] table wins over the built-in provider: its URL, its key, its max_output_tokens."""
+    with fake_upstream(key="from-the-table") as (fake, _):
+        providers = tmp_path / "providers.toml"
+        providers.write_text(
+            f'[Anthropic]\nbase_url = "{fake.root}"\napi = "anthropic"\napi_key_env = "TABLE_KEY"\n'
+            "max_output_tokens = 321\n\n"
+            f'[Gemini]\nbase_url = "{fake.root}"\napi = "gemini"\napi_key_env = "TABLE_KEY"\n'
+        )
+        unreachable = "http://127.0.0.1:9"
+        settings = Settings.from_env(
+            {
+                "KERNELGATE_DATA_DIR": str(data_dir),
+                "KERNELGATE_IMAGE": IMAGE,
+                "KERNELGATE_PROVIDERS": str(providers),
+                "TABLE_KEY": "from-the-table",
+                "ANTHROPIC_API_KEY": "the built-in one's",
+                "ANTHROPIC_BASE_URL": unreachable,
+                "GEMINI_API_KEY": "the built-in one's",
+                "GOOGLE_GEMINI_BASE_URL": unreachable,
+            }
+        )
+        fake.script = [Reply(text="claude"), Reply(text="claude again"), Reply(text="gemini")]
+        with serve(settings) as base_url:
+            client = sdk_for(base_url)
+            client.responses.create(model="anthropic/claude-x", input="hi", tools=AUTO)
+            client.responses.create(model="anthropic/claude-x", input="hi", tools=AUTO, max_output_tokens=50)
+            client.responses.create(model="GEMINI/gemini-x", input="hi", tools=AUTO)
+    assert [(seen.path, seen.model, seen.max_tokens) for seen in fake.seen] == [
+        ("/v1/messages", "claude-x", 321),
+        ("/v1/messages", "claude-x", 50),
+        ("/v1beta/models/gemini-x:streamGenerateContent?alt=sse", "gemini-x", None),
+    ]

@@ -382,3 +382,51 @@ def test_a_function_call_left_unanswered_is_a_400(served: Served) -> None:
         )
     assert f"No tool output found for function call {call.call_id}." in caught.value.message
     assert len(served.fake.requests) == 1
+
+
+def _logs(call: Any) -> str:
+    return "".join(output.logs for output in call.outputs if output.type == "logs")
+
+
+def test_long_logs_reach_the_model_cut_in_the_middle_and_files_are_named(served: Served) -> None:
+    """The client gets every character; the model gets the first and last 10,000 with a marker, and the files."""
+    code = "print('a' * 15000 + 'b' * 15000)\nopen('out.csv', 'w').close()"
+    served.fake.script = [Reply(code=code), Reply(text="ok")]
+    response = served.client.responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS)
+    (call,) = _calls(response)
+    assert _logs(call) == "a" * 15000 + "b" * 15000 + "\n"
+    cut = "a" * 10000 + "\n[... 10001 characters cut ...]\n" + "b" * 9999 + "\n"
+    assert served.fake.seen[1].results == [cut + "\nFiles written: /mnt/data/out.csv"]
+
+
+def test_anthropic_gets_one_call_at_a_time_a_default_limit_and_is_error(data_dir: Path) -> None:
+    """disable_parallel_tool_use, max_tokens 8192 when the request sets none, is_error for a timeout, an OOM
+    kill and a dead kernel (not for code that raised, which is an ordinary result)."""
+    with fake_upstream() as (fake, _):
+        settings = Settings(
+            data_dir=data_dir,
+            image=IMAGE,
+            upstream_api="anthropic",
+            upstream_base_url=fake.url_for("anthropic"),
+            upstream_api_key=fake.key,
+            execution_timeout=1,
+        )
+        with serve(settings) as base_url:
+            fake.script = [
+                Reply(code="import time\ntime.sleep(30)"),
+                Reply(code="x = bytearray(1600 * 1024 * 1024)"),
+                Reply(code="import os\nos._exit(1)"),
+                Reply(code="1 / 0"),
+                Reply(code="print('fine')"),
+                Reply(text="done"),
+            ]
+            tools: Any = [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}]
+            response = sdk_for(base_url).responses.create(model="m", input="go", tools=tools, include=OUTPUTS)
+    assert [call.status for call in _calls(response)] == ["incomplete", "failed", "failed", "completed", "completed"]
+    first = fake.seen[0].body
+    assert first["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert first["max_tokens"] == 8192
+    messages = fake.seen[-1].body["messages"]
+    results = [block for m in messages if isinstance(m["content"], list) for block in m["content"]]
+    flags = [block.get("is_error", False) for block in results if block["type"] == "tool_result"]
+    assert flags == [True, True, True, False, False]

@@ -121,6 +121,8 @@ async def _disconnected(request: Request) -> None:
 
 
 def _model_error_code(exc: ModelError) -> str:
+    if exc.code:
+        return exc.code
     return f"upstream_{exc.status}" if exc.status else "upstream_error"
 
 
