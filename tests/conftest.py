@@ -18,8 +18,11 @@ import docker
 import openai
 import pytest
 from docker.models.containers import Container
+from openai.types.responses import ResponseCodeInterpreterToolCall
 
 from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
+
+from .responses import OUTPUTS, calls, logs, tools_for
 
 IMAGE = os.environ.get("KERNELGATE_IMAGE", "kernelgate/kernel:latest")
 # The Docker runtime every test's sandboxes run under: CI runs the isolation suites again with runsc.
@@ -211,16 +214,13 @@ def run_in(container: Container, command: str) -> str:
     """Run a shell command in the sandbox as the kernel's user, the way its code would."""
     result = container.exec_run(["sh", "-c", command], user=container.attrs["Config"]["User"])
     assert result.exit_code == 0, result.output
-    return str(result.output.decode())
+    assert isinstance(result.output, bytes)
+    return result.output.decode()
 
 
-_AUTO_1G = [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}]
-
-
-def logged_call(client: openai.OpenAI, code: str) -> tuple[Any, str]:
+def logged_call(client: openai.OpenAI, code: str) -> tuple[ResponseCodeInterpreterToolCall, str]:
     """Run code as one kernelgate/exec call in a new 1g container; the call item and its logs."""
-    response = client.responses.create(
-        model="kernelgate/exec", input=code, tools=_AUTO_1G, include=["code_interpreter_call.outputs"], timeout=120
-    )
-    (call,) = [item for item in response.output if item.type == "code_interpreter_call"]
-    return call, "".join(o.logs for o in call.outputs if o.type == "logs")
+    tools = tools_for({"type": "auto", "memory_limit": "1g"})
+    response = client.responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS, timeout=120)
+    (call,) = calls(response)
+    return call, logs(call)

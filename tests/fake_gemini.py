@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from google.genai import types
+from pydantic import BaseModel
 
 from .fake_script import Reply, Seen, split, sse
 
-_FIELDS = {
+_FIELDS: dict[str, type[BaseModel]] = {
     "contents": types.Content,
     "tools": types.Tool,
     "toolConfig": types.ToolConfig,

@@ -76,7 +76,7 @@ def _check_typeddict(value: Any, annotation: Any, path: str) -> None:
 def _fields(annotation: Any) -> tuple[dict[str, Any], frozenset[str]]:
     """A TypedDict's fields and its required keys (the SDKs mark them `Required[...]` in total=False classes)."""
     hints = typing_extensions.get_type_hints(annotation, include_extras=True)
-    marked = {key for key, hint in hints.items() if typing.get_origin(hint) is typing.Required}
+    marked = {key for key, hint in hints.items() if typing.get_origin(hint) is typing.Required}  # type: ignore[comparison-overlap]  # typeshed types get_origin narrowly
     return hints, frozenset(marked | set(annotation.__required_keys__))
 
 

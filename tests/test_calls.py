@@ -5,18 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
+from openai.types.responses import ResponseCodeInterpreterToolCall, ResponseOutputMessage, ToolParam
 
 from gateway import Settings
 from gateway.testing import serve
 
 from .conftest import IMAGE, RUNTIME, container_of, sdk_for
-
-AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
-OUTPUTS = ["code_interpreter_call.outputs"]
+from .responses import AUTO, OUTPUTS, calls, images, item, logs, message_text, tools_for
 
 
 @pytest.fixture(scope="module")
@@ -27,30 +25,26 @@ def base_url(test_root: Path) -> Iterator[str]:
         yield url
 
 
-def _run(base_url: str, code: str, tools: Any = AUTO) -> Any:
+def _run(base_url: str, code: str, tools: list[ToolParam] = AUTO) -> ResponseCodeInterpreterToolCall:
     """One kernelgate/exec response running `code`; its one call."""
     response = sdk_for(base_url).responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS)
-    (call,) = [item for item in response.output if item.type == "code_interpreter_call"]
+    (call,) = calls(response)
     return call
 
 
-def _logs(call: Any) -> str:
-    return "".join(output.logs for output in call.outputs if output.type == "logs")
-
-
-def _then(base_url: str, call: Any, code: str) -> str:
+def _then(base_url: str, call: ResponseCodeInterpreterToolCall, code: str) -> str:
     """The logs of the next call in the same container."""
-    return _logs(_run(base_url, code, [{"type": "code_interpreter", "container": call.container_id}]))
+    return logs(_run(base_url, code, tools_for(call.container_id)))
 
 
 def test_a_call_past_the_timeout_is_interrupted_and_its_variables_kept(base_url: str) -> None:
     """The interrupt stops the code: the call is incomplete, says so, and the kernel keeps its variables."""
     call = _run(base_url, "kept = 1\nprint('started')\nimport time\ntime.sleep(60)")
     assert call.status == "incomplete"
-    assert _logs(call).startswith("started\n")
-    assert _logs(call).endswith(
+    assert logs(call).startswith("started\n")
+    assert logs(call).endswith(
         "Execution timed out after 2 s and was interrupted; the kernel's variables are kept.\n"
-    ), _logs(call)
+    ), logs(call)
     assert _then(base_url, call, "kept") == "1\n"
 
 
@@ -59,10 +53,10 @@ def test_code_that_ignores_the_interrupt_gets_its_kernel_restarted(base_url: str
     code = "lost = 1\nimport signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
     call = _run(base_url, code)
     assert call.status == "incomplete"
-    assert _logs(call).endswith(
+    assert logs(call).endswith(
         "Execution timed out after 2 s and did not stop within 3 s of the interrupt, so the kernel was restarted; "
         "its variables are gone.\n"
-    ), _logs(call)
+    ), logs(call)
     assert _then(base_url, call, "'lost' in globals()") == "False\n"
 
 
@@ -70,7 +64,7 @@ def test_a_dead_kernel_fails_the_call_and_a_fresh_one_follows(base_url: str) -> 
     """os._exit kills the kernel: the call is failed with the exit code, and the container still runs code."""
     call = _run(base_url, "gone = 1\nimport os\nos._exit(3)")
     assert call.status == "failed"
-    assert _logs(call) == "The kernel died (exit code 3) and was restarted; its variables are gone.\n"
+    assert logs(call) == "The kernel died (exit code 3) and was restarted; its variables are gone.\n"
     assert _then(base_url, call, "'gone' in globals()") == "False\n"
 
 
@@ -83,7 +77,7 @@ def test_the_same_input_gives_the_same_answer(base_url: str) -> None:
     )
     assert first.output_text == second.output_text
     assert "[r.txt](sandbox:/mnt/data/r.txt)" in first.output_text
-    assert first.output[0].container_id != second.output[0].container_id  # type: ignore[union-attr]
+    assert calls(first)[0].container_id != calls(second)[0].container_id
 
 
 def test_several_figures_and_several_files(base_url: str) -> None:
@@ -94,14 +88,14 @@ def test_several_figures_and_several_files(base_url: str) -> None:
         "for name in ('a.csv', 'b.txt'):\n    open(name, 'w').write(name)\n"
     )
     response = sdk_for(base_url).responses.create(model="kernelgate/exec", input=code, tools=AUTO, include=OUTPUTS)
-    call, message = response.output
-    images = [output.url for output in call.outputs if output.type == "image"]  # type: ignore[union-attr]
-    assert len(images) == 3
-    assert all(url.startswith("data:image/png;base64,") for url in images)
-    assert len(set(images)) == 3
+    (call,) = calls(response)
+    figures = images(call)
+    assert len(figures) == 3
+    assert all(url.startswith("data:image/png;base64,") for url in figures)
+    assert len(set(figures)) == 3
     for name in ("a.csv", "b.txt"):
         assert f"[{name}](sandbox:/mnt/data/{name})" in response.output_text
-    annotations = message.content[0].annotations  # type: ignore[union-attr]
+    annotations = message_text(item(response, 1, ResponseOutputMessage)).annotations
     cited = sorted(a.filename for a in annotations if a.type == "container_file_citation")
     assert cited == ["a.csv", "b.txt"]
 
@@ -112,7 +106,7 @@ def test_auto_mode_after_expiry_starts_a_new_container(data_dir: Path, docker_cl
     with serve(settings) as url:
         client = sdk_for(url)
         first = client.responses.create(model="kernelgate/exec", input="x = 1", tools=AUTO, include=OUTPUTS)
-        container_id = first.output[0].container_id  # type: ignore[union-attr]
+        container_id = calls(first)[0].container_id
         deadline = time.monotonic() + 30
         while container_of(docker_client, container_id) is not None:  # 20 minutes of 0.1 s; asking would be activity
             assert time.monotonic() < deadline, "the auto container never expired"
@@ -125,6 +119,6 @@ def test_auto_mode_after_expiry_starts_a_new_container(data_dir: Path, docker_cl
             previous_response_id=first.id,
         )
         assert client.containers.retrieve(container_id).status == "expired"
-    call = follow.output[0]
-    assert call.container_id != container_id  # type: ignore[union-attr]
-    assert (call.status, _logs(call)) == ("completed", "False\n")  # type: ignore[union-attr]
+    (call,) = calls(follow)
+    assert call.container_id != container_id
+    assert (call.status, logs(call)) == ("completed", "False\n")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -277,12 +278,12 @@ async def test_a_container_removed_while_a_manager_starts_is_skipped(
     assert sandbox.container_id is not None
     original = docker_client.api.inspect_container
 
-    def remove_then_inspect(container_id: str) -> object:
+    def remove_then_inspect(container_id: Any) -> Any:
         docker_client.api.remove_container(container_id, force=True)  # gone between list and inspect
         return original(container_id)
 
     client = runtime._docker()
-    client.api.inspect_container = remove_then_inspect  # type: ignore[method-assign]
+    client.api.inspect_container = remove_then_inspect  # type: ignore[method-assign,assignment]  # a race, staged
     try:
         assert await runtime.list_managed(f"kernelgate.data_dir={data_dir}") == []
     finally:

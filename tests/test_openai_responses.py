@@ -13,15 +13,11 @@ import docker
 import httpx
 import openai
 import pytest
+from openai.types.responses import ResponseOutputMessage
+from openai.types.responses.response_output_text import AnnotationContainerFileCitation as ContainerFileCitation
 
 from .conftest import container_of
-
-AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
-OUTPUTS = ["code_interpreter_call.outputs"]
-
-
-def _calls(response: Any) -> list[Any]:
-    return [item for item in response.output if item.type == "code_interpreter_call"]
+from .responses import AUTO, OUTPUTS, calls, images, item, logs, message_text, tools_for
 
 
 def test_a_call_and_an_answer_without_outputs_by_default(client: openai.OpenAI) -> None:
@@ -29,7 +25,7 @@ def test_a_call_and_an_answer_without_outputs_by_default(client: openai.OpenAI) 
     response = client.responses.create(model="kernelgate/exec", input="print(6 * 7)", tools=AUTO)
     assert re.fullmatch(r"resp_[0-9a-f]{48}", response.id)
     assert response.status == "completed"
-    (call,) = _calls(response)
+    (call,) = calls(response)
     assert re.fullmatch(r"ci_[0-9a-f]{48}", call.id)
     assert (call.code, call.status, call.outputs) == ("print(6 * 7)", "completed", None)
     assert call.container_id.startswith("cntr_")
@@ -44,34 +40,34 @@ def test_a_call_and_an_answer_without_outputs_by_default(client: openai.OpenAI) 
 def test_include_fills_logs_in_order(client: openai.OpenAI) -> None:
     """With include, logs hold stdout, stderr, the last value and tracebacks in order."""
     code = "import sys\nprint('out')\nprint('err', file=sys.stderr)\n1 + 1"
-    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=AUTO, include=OUTPUTS))
-    assert [o.model_dump() for o in call.outputs] == [{"type": "logs", "logs": "out\nerr\n2\n"}]
+    (call,) = calls(client.responses.create(model="kernelgate/exec", input=code, tools=AUTO, include=OUTPUTS))
+    assert [o.model_dump() for o in call.outputs or []] == [{"type": "logs", "logs": "out\nerr\n2\n"}]
 
 
 def test_an_exception_is_a_completed_call_with_the_traceback(client: openai.OpenAI) -> None:
     """As the hosted tool does: status completed, the traceback in the logs."""
-    (call,) = _calls(client.responses.create(model="kernelgate/exec", input="1/0", tools=AUTO, include=OUTPUTS))
+    (call,) = calls(client.responses.create(model="kernelgate/exec", input="1/0", tools=AUTO, include=OUTPUTS))
     assert call.status == "completed"
-    assert "ZeroDivisionError: division by zero" in call.outputs[0].logs
+    assert "ZeroDivisionError: division by zero" in logs(call)
 
 
 def test_each_fenced_block_is_one_call_in_one_container(client: openai.OpenAI) -> None:
     """Fenced blocks run in order as separate calls sharing the kernel; prose around them is ignored."""
     text = "First:\n```python\nx = 20\n```\nthen\n```\nx + 22\n```\n"
     response = client.responses.create(model="kernelgate/exec", input=text, tools=AUTO, include=OUTPUTS)
-    first, second = _calls(response)
+    first, second = calls(response)
     assert (first.code, second.code) == ("x = 20", "x + 22")
     assert first.container_id == second.container_id
-    assert second.outputs[0].logs == "42\n"
+    assert logs(second) == "42\n"
 
 
 def test_a_figure_comes_back_as_an_image_output(client: openai.OpenAI) -> None:
     """plt.show() gives an image output holding a PNG data URL."""
     code = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()"
-    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=AUTO, include=OUTPUTS))
-    (image,) = [o for o in call.outputs if o.type == "image"]
-    assert image.url.startswith("data:image/png;base64,")
-    assert base64.b64decode(image.url.split(",", 1)[1]).startswith(b"\x89PNG")
+    (call,) = calls(client.responses.create(model="kernelgate/exec", input=code, tools=AUTO, include=OUTPUTS))
+    (image,) = images(call)
+    assert image.startswith("data:image/png;base64,")
+    assert base64.b64decode(image.split(",", 1)[1]).startswith(b"\x89PNG")
 
 
 def test_a_written_file_is_cited_and_downloadable(client: openai.OpenAI) -> None:
@@ -79,8 +75,8 @@ def test_a_written_file_is_cited_and_downloadable(client: openai.OpenAI) -> None
     code = "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_csv('table.csv', index=False)"
     response = client.responses.create(model="kernelgate/exec", input=code, tools=AUTO)
     text = response.output_text
-    (annotation,) = response.output[-1].content[0].annotations
-    assert annotation.type == "container_file_citation"
+    (annotation,) = message_text(item(response, -1, ResponseOutputMessage)).annotations
+    assert isinstance(annotation, ContainerFileCitation)
     assert text[annotation.start_index : annotation.end_index] == "sandbox:/mnt/data/table.csv"
     assert annotation.filename == "table.csv"
     assert annotation.file_id.startswith("cfile_")
@@ -94,8 +90,8 @@ def test_previous_response_id_reuses_the_container_and_its_state(client: openai.
     second = client.responses.create(
         model="kernelgate/exec", input="secret", tools=AUTO, previous_response_id=first.id, include=OUTPUTS
     )
-    assert _calls(second)[0].container_id == _calls(first)[0].container_id
-    assert _calls(second)[0].outputs[0].logs == "'kept'\n"
+    assert calls(second)[0].container_id == calls(first)[0].container_id
+    assert logs(calls(second)[0]) == "'kept'\n"
     assert second.previous_response_id == first.id
 
 
@@ -104,31 +100,31 @@ def test_an_explicit_container_is_used(client: openai.OpenAI) -> None:
     container = client.containers.create(name="explicit")
     uploaded = client.containers.files.create(container.id, file=("in.txt", b"from upload"))
     code = f"print(open('{uploaded.path}').read())"
-    tools = [{"type": "code_interpreter", "container": container.id}]
-    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS))
+    tools = tools_for(container.id)
+    (call,) = calls(client.responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS))
     assert call.container_id == container.id
-    assert call.outputs[0].logs == "from upload\n"
+    assert logs(call) == "from upload\n"
     client.containers.delete(container.id)
 
 
 def test_file_ids_of_an_auto_container_are_readable(client: openai.OpenAI) -> None:
     """file_ids in the auto container are placed in /mnt/data before the code runs."""
     upload = client.files.create(file=("numbers.txt", b"1 2 3"), purpose="user_data")
-    tools = [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": [upload.id]}}]
+    tools = tools_for({"type": "auto", "file_ids": [upload.id]})
     code = "import glob\nsum(map(int, open(glob.glob('/mnt/data/*-numbers.txt')[0]).read().split()))"
-    (call,) = _calls(client.responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS))
-    assert call.outputs[0].logs == "6\n"
+    (call,) = calls(client.responses.create(model="kernelgate/exec", input=code, tools=tools, include=OUTPUTS))
+    assert logs(call) == "6\n"
 
 
 def test_memory_limit_is_enforced_and_the_container_recovers(client: openai.OpenAI) -> None:
     """Past the 1g tier the call fails with the limit named; the next call in the container works."""
-    tools = [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}]
+    tools = tools_for({"type": "auto", "memory_limit": "1g"})
     response = client.responses.create(
         model="kernelgate/exec", input="x = bytearray(1600 * 1024 * 1024)", tools=tools, include=OUTPUTS
     )
-    (call,) = _calls(response)
+    (call,) = calls(response)
     assert call.status == "failed"
-    assert "1g memory limit" in call.outputs[0].logs
+    assert "1g memory limit" in logs(call)
     after = client.responses.create(
         model="kernelgate/exec",
         input="'x' in globals()",
@@ -136,8 +132,8 @@ def test_memory_limit_is_enforced_and_the_container_recovers(client: openai.Open
         previous_response_id=response.id,
         include=OUTPUTS,
     )
-    assert _calls(after)[0].container_id == call.container_id
-    assert _calls(after)[0].outputs[0].logs == "False\n"
+    assert calls(after)[0].container_id == call.container_id
+    assert logs(calls(after)[0]) == "False\n"
 
 
 def test_an_expired_container_is_a_400(client: openai.OpenAI, docker_client: docker.DockerClient) -> None:
@@ -147,7 +143,7 @@ def test_an_expired_container_is_a_400(client: openai.OpenAI, docker_client: doc
     while container_of(docker_client, container.id) is not None:  # Docker's view counts as no activity
         assert time.monotonic() < deadline, "the idle container was never removed"
         time.sleep(0.1)
-    tools = [{"type": "code_interpreter", "container": container.id}]
+    tools = tools_for(container.id)
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="kernelgate/exec", input="1", tools=tools)
     assert caught.value.body == {
@@ -254,7 +250,7 @@ def test_interpreting_goes_out_before_the_code_finishes(client: openai.OpenAI, o
     """The code waits for a file the test uploads only after it has seen the interpreting event."""
     container = client.containers.create(name="live")
     code = "import glob, time\nwhile not glob.glob('*-go.txt'):\n    time.sleep(0.05)\nprint('released')"
-    tools = [{"type": "code_interpreter", "container": container.id}]
+    tools = tools_for(container.id)
     body = {"model": "kernelgate/exec", "input": code, "tools": tools, "include": OUTPUTS}
     kinds = []
     with _sse(openai_base_url, body) as response:
@@ -281,13 +277,13 @@ def _assert_interrupted_and_kept(client: openai.OpenAI, tools: Any) -> None:
         tools=tools,
         include=OUTPUTS,
     )
-    assert _calls(follow)[0].outputs[0].logs == "(False, 'kept')\n"
+    assert logs(calls(follow)[0]) == "(False, 'kept')\n"
 
 
 def test_a_client_that_disconnects_gets_its_code_interrupted(client: openai.OpenAI, openai_base_url: str) -> None:
     """Leaving mid-execution interrupts the code: the container is free at once and the code never finished."""
     container = client.containers.create(name="abandoned")
-    tools = [{"type": "code_interpreter", "container": container.id}]
+    tools = tools_for(container.id)
     code = _SLEEPER
     with _sse(openai_base_url, {"model": "kernelgate/exec", "input": code, "tools": tools}) as response:
         for event in _events(response.iter_lines()):
@@ -300,7 +296,7 @@ def test_a_client_that_disconnects_gets_its_code_interrupted(client: openai.Open
 def test_unstored_responses_are_not_kept(client: openai.OpenAI) -> None:
     """store=false: the response comes back but cannot be retrieved or continued."""
     response = client.responses.create(model="kernelgate/exec", input="1", tools=AUTO, store=False)
-    assert response.store is False
+    assert response.to_dict()["store"] is False  # the SDK's Response has no `store` attribute
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
     with pytest.raises(openai.BadRequestError) as caught:  # as OpenAI answers it
@@ -325,21 +321,21 @@ def test_input_items_and_input_files(client: openai.OpenAI) -> None:
         tools=AUTO,
         include=OUTPUTS,
     )
-    assert _calls(response)[0].outputs[0].logs == "['alpha', 'beta']\n"
+    assert logs(calls(response)[0]) == "['alpha', 'beta']\n"
 
 
 def test_replayed_output_items_keep_the_container(client: openai.OpenAI) -> None:
     """Without previous_response_id, earlier code_interpreter_call items sent back as input select the container."""
     first = client.responses.create(model="kernelgate/exec", input="kept = 1", tools=AUTO)
-    replay = [item.model_dump(exclude_none=True) for item in first.output]
+    replay: list[Any] = [output.model_dump(exclude_none=True) for output in first.output]
     second = client.responses.create(
         model="kernelgate/exec",
         input=[*replay, {"role": "user", "content": "kept + 1"}],
         tools=AUTO,
         include=OUTPUTS,
     )
-    assert _calls(second)[0].container_id == _calls(first)[0].container_id
-    assert _calls(second)[0].outputs[0].logs == "2\n"
+    assert calls(second)[0].container_id == calls(first)[0].container_id
+    assert logs(calls(second)[0]) == "2\n"
 
 
 def test_a_timeout_is_an_incomplete_call(data_dir: Path) -> None:
@@ -357,17 +353,17 @@ def test_a_timeout_is_an_incomplete_call(data_dir: Path) -> None:
             tools=AUTO,
             include=OUTPUTS,
         )
-    (call,) = _calls(response)
+    (call,) = calls(response)
     assert call.status == "incomplete"
-    assert call.outputs[0].logs.startswith("started\n")
-    assert "timed out after 1 s" in call.outputs[0].logs
+    assert logs(call).startswith("started\n")
+    assert "timed out after 1 s" in logs(call)
     assert response.status == "completed"
 
 
 def test_a_failure_mid_stream_ends_with_response_failed(client: openai.OpenAI, openai_base_url: str) -> None:
     """The container deleted under a running call: the stream ends with response.failed, never a bare error key."""
     container = client.containers.create(name="pulled")
-    tools = [{"type": "code_interpreter", "container": container.id}]
+    tools = tools_for(container.id)
     body = {"model": "kernelgate/exec", "input": "import time\ntime.sleep(30)", "tools": tools}
     with _sse(openai_base_url, body) as response:
         events = []
@@ -386,7 +382,7 @@ def test_a_client_that_gives_up_on_a_full_response_gets_its_code_interrupted(
 ) -> None:
     """Not streaming either: a client that times out and leaves gets its execution interrupted."""
     container = client.containers.create(name="impatient")
-    tools = [{"type": "code_interpreter", "container": container.id}]
+    tools = tools_for(container.id)
     code = _SLEEPER
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(

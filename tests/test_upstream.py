@@ -17,9 +17,7 @@ from gateway.testing import serve
 
 from .conftest import IMAGE, sdk_for
 from .fake_upstream import APIS, FakeUpstream, Reply, fake_upstream
-
-AUTO = [{"type": "code_interpreter", "container": {"type": "auto"}}]
-OUTPUTS = ["code_interpreter_call.outputs"]
+from .responses import AUTO, OUTPUTS, function_call
 
 
 @pytest.fixture
@@ -43,8 +41,10 @@ def test_an_upstream_that_never_answers_times_out(upstream: tuple[FakeUpstream, 
     fake.script = [Reply(hang=30), Reply(hang=30), Reply(hang=30)]
     with client.responses.stream(model="m", input="hi", tools=AUTO) as stream:
         events = list(stream)
-    assert events[-1].type == "response.failed"
-    assert events[-1].response.error.code == "upstream_504"
+    last = events[-1]
+    assert last.type == "response.failed"
+    assert last.response.error is not None
+    assert str(last.response.error.code) == "upstream_504"
 
 
 def test_the_iteration_limit_ends_the_response_as_incomplete(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
@@ -121,7 +121,7 @@ def test_replay_of_an_unrecorded_request_names_it_and_the_cassette(data_dir: Pat
         response = client.responses.create(model="m", input="hi", tools=AUTO)
     assert response.status == "failed"
     assert response.error is not None
-    assert response.error.code == "cassette_miss"
+    assert str(response.error.code) == "cassette_miss"  # kernelgate's own code, beyond the SDK's Literal
     assert str(cassette) in response.error.message
     assert "/v1/chat/completions" in response.error.message
 
@@ -136,7 +136,7 @@ def test_a_streamed_function_call_reaches_the_stream_helper(upstream: tuple[Fake
         final = stream.get_final_response()
     assert "response.function_call_arguments.delta" in kinds
     assert kinds[-1] == "response.completed"
-    (call,) = final.output
+    call = function_call(final)
     assert (call.type, call.name, call.arguments) == ("function_call", "lookup", '{"word": "zmq"}')
 
 
