@@ -20,8 +20,10 @@ import pytest
 from docker.models.containers import Container
 from openai.types.responses import ResponseCodeInterpreterToolCall
 
+from gateway import Settings
 from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
 
+from .fake_upstream import Api, FakeUpstream
 from .responses import OUTPUTS, calls, logs, tools_for
 
 IMAGE = os.environ.get("KERNELGATE_IMAGE", "kernelgate/kernel:latest")
@@ -90,6 +92,19 @@ def _unowned(client: docker.DockerClient, root: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def data_dir(test_root: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=test_root))
+
+
+def upstream_settings(fake: FakeUpstream, api: Api, data_dir: Path, **changes: object) -> Settings:
+    """A gateway whose default upstream is this fake speaking `api`, with the key the fake expects."""
+    values = {
+        "data_dir": data_dir,
+        "image": IMAGE,
+        "runtime": RUNTIME,
+        "upstream_api": api,
+        "upstream_base_url": fake.url_for(api),
+        "upstream_api_key": fake.key,
+    }
+    return Settings.model_validate(values | changes)
 
 
 def config_for(data_dir: Path, **overrides: object) -> SandboxConfig:

@@ -15,22 +15,15 @@ import pytest
 from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, sdk_for
-from .fake_upstream import APIS, FakeUpstream, Reply, fake_upstream
+from .conftest import IMAGE, sdk_for, upstream_settings
+from .fake_upstream import APIS, Api, FakeUpstream, Reply, fake_upstream
 from .responses import AUTO, OUTPUTS, function_call
 
 
 @pytest.fixture
 def upstream(data_dir: Path) -> Iterator[tuple[FakeUpstream, openai.OpenAI]]:
-    with fake_upstream() as (fake, upstream_url):
-        settings = Settings(
-            data_dir=data_dir,
-            image=IMAGE,
-            upstream_base_url=upstream_url,
-            upstream_api_key=fake.key,
-            upstream_timeout=2,
-            max_iterations=3,
-        )
+    with fake_upstream() as (fake, _):
+        settings = upstream_settings(fake, "chat", data_dir, upstream_timeout=2, max_iterations=3)
         with serve(settings) as base_url:
             yield fake, sdk_for(base_url, timeout=60)
 
@@ -67,7 +60,7 @@ _PATHS = {
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path, api: str) -> None:
+def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path, api: Api) -> None:
     """Recorded once against the upstream, the same requests replay offline with the same response; no key is kept."""
     cassette = tmp_path / "cassette.json"
     request = {"model": "m", "input": "compute", "tools": AUTO, "include": OUTPUTS}
@@ -88,17 +81,7 @@ def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path,
     with fake_upstream(key="sk-secret") as (fake, _):
         upstream_url = fake.url_for(api)
         fake.script = [Reply(code="numbers = [1, 2, 3]"), Reply(code="print(sum(numbers))"), Reply(text="Six.")]
-        recorded = run(
-            Settings(
-                data_dir=data_dir,
-                image=IMAGE,
-                upstream_api=api,  # type: ignore[arg-type]
-                upstream_base_url=upstream_url,
-                upstream_api_key="sk-secret",
-                cassette=cassette,
-                cassette_mode="record",
-            )
-        )
+        recorded = run(upstream_settings(fake, api, data_dir, cassette=cassette, cassette_mode="record"))
     document = json.loads(cassette.read_text())
     assert len(document["interactions"]) == 3
     assert document["interactions"][0]["request"]["path"] == _PATHS[api]
@@ -106,7 +89,7 @@ def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path,
 
     # The fake upstream is stopped now: nothing answers at its address any more.
     replayed = run(
-        Settings(data_dir=data_dir, image=IMAGE, upstream_api=api, upstream_base_url=upstream_url, cassette=cassette)  # type: ignore[arg-type]
+        Settings(data_dir=data_dir, image=IMAGE, upstream_api=api, upstream_base_url=upstream_url, cassette=cassette)
     )
     assert replayed == recorded
     assert recorded["calls"] == [("numbers = [1, 2, 3]", ""), ("print(sum(numbers))", "6\n")]
@@ -175,17 +158,10 @@ def test_provider_prefixes_route_to_named_providers(data_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
-def test_images_are_attached_for_vision_upstreams(data_dir: Path, api: str) -> None:
+def test_images_are_attached_for_vision_upstreams(data_dir: Path, api: Api) -> None:
     """With KERNELGATE_UPSTREAM_VISION the figure a call displayed reaches the model as an image after its result."""
-    with fake_upstream() as (fake, upstream_url):
-        settings = Settings(
-            data_dir=data_dir,
-            image=IMAGE,
-            upstream_base_url=upstream_url,
-            upstream_api_key=fake.key,
-            upstream_api=api,  # type: ignore[arg-type]
-            upstream_vision=True,
-        )
+    with fake_upstream() as (fake, _):
+        settings = upstream_settings(fake, api, data_dir, upstream_vision=True)
         with serve(settings) as base_url:
             fake.script = [
                 Reply(code="import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"),

@@ -21,8 +21,8 @@ from gateway import Settings
 from gateway.testing import serve
 
 from . import fake_gemini
-from .conftest import IMAGE, sdk_for
-from .fake_upstream import APIS, FakeUpstream, Reply, fake_upstream
+from .conftest import IMAGE, sdk_for, upstream_settings
+from .fake_upstream import APIS, Api, FakeUpstream, Reply, fake_upstream
 from .responses import AUTO, OUTPUTS, calls, function_call, function_output, item, logs, message_text
 
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
@@ -46,15 +46,7 @@ def gateway(request: pytest.FixtureRequest, test_root: Path) -> Iterator[tuple[s
     """A fake upstream of one API, and a gateway whose default upstream it is."""
     api = request.param
     with fake_upstream() as (fake, _):
-        settings = Settings(
-            data_dir=test_root / f"upstream-{api}",
-            image=IMAGE,
-            upstream_api=api,
-            upstream_base_url=fake.url_for(api),
-            upstream_api_key=fake.key,
-            upstream_timeout=5,
-            max_iterations=3,
-        )
+        settings = upstream_settings(fake, api, test_root / f"upstream-{api}", upstream_timeout=5, max_iterations=3)
         with serve(settings) as base_url:
             yield api, fake, base_url
 
@@ -256,17 +248,10 @@ _WHOLE = {
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_an_upstream_asked_not_to_stream(data_dir: Path, api: str) -> None:
+def test_an_upstream_asked_not_to_stream(data_dir: Path, api: Api) -> None:
     """With stream = false the whole answer is asked for, at the API's non-streaming URL; the client sees the same."""
     with fake_upstream() as (fake, _):
-        settings = Settings(
-            data_dir=data_dir,
-            image=IMAGE,
-            upstream_api=api,  # type: ignore[arg-type]
-            upstream_base_url=fake.url_for(api),
-            upstream_api_key=fake.key,
-            upstream_stream=False,
-        )
+        settings = upstream_settings(fake, api, data_dir, upstream_stream=False)
         with serve(settings) as base_url:
             fake.script = [Reply(code="print('whole')"), Reply(text="Printed.")]
             response = sdk_for(base_url).responses.create(model="m", input="go", tools=AUTO, include=OUTPUTS)
@@ -281,13 +266,7 @@ def test_an_upstream_asked_not_to_stream(data_dir: Path, api: str) -> None:
 def test_gemini_calls_go_back_with_their_signatures_and_side_by_side(data_dir: Path) -> None:
     """Gemini's thought signature returns with its call; calls made side by side return in one model turn."""
     with fake_upstream() as (fake, _):
-        settings = Settings(
-            data_dir=data_dir,
-            image=IMAGE,
-            upstream_api="gemini",
-            upstream_base_url=fake.url_for("gemini"),
-            upstream_api_key=fake.key,
-        )
+        settings = upstream_settings(fake, "gemini", data_dir)
         with serve(settings) as base_url:
             fake.script = [Reply(code="a = 1", parallel=("b = 2",)), Reply(code="print(a + b)"), Reply(text="3")]
             response = sdk_for(base_url).responses.create(model="m", input="add", tools=AUTO, include=OUTPUTS)
@@ -395,14 +374,8 @@ def test_anthropic_gets_one_call_at_a_time_a_default_limit_and_is_error(data_dir
     """disable_parallel_tool_use, max_tokens 8192 when the request sets none, is_error for a timeout, an OOM
     kill and a dead kernel (not for code that raised, which is an ordinary result)."""
     with fake_upstream() as (fake, _):
-        settings = Settings(
-            data_dir=data_dir,
-            image=IMAGE,
-            upstream_api="anthropic",
-            upstream_base_url=fake.url_for("anthropic"),
-            upstream_api_key=fake.key,
-            execution_timeout=5,  # long enough for the memory hog to be killed first on a loaded host
-        )
+        # The timeout is long enough for the memory hog to be killed first on a loaded host.
+        settings = upstream_settings(fake, "anthropic", data_dir, execution_timeout=5)
         with serve(settings) as base_url:
             fake.script = [
                 Reply(code="import time\ntime.sleep(30)"),
