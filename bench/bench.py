@@ -355,7 +355,8 @@ def output_flood(megabytes: int) -> None:
         port = _free_port()
         env = {**os.environ, "KERNELGATE_DATA_DIR": data_dir}
         serve_cmd = "from gateway._cli import main; raise SystemExit(main())"
-        gateway = subprocess.Popen([sys.executable, "-c", serve_cmd, "serve", "--port", str(port)], env=env)
+        command = [sys.executable, "-c", serve_cmd, "serve", "--port", str(port)]
+        gateway = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)  # its access log; errors still show
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as http:
                 _flood(http, gateway.pid, megabytes)
