@@ -16,10 +16,10 @@ from ._errors import Unavailable
 from ._files import FileService
 from ._limits import BodyLimit, api_key_check
 from ._loop import ToolLoop
-from ._routing import ModelRouter
 from ._settings import Settings
 from ._store import Store
 from .openai import containers_router, error_response, files_router, install_error_handlers, responses_router
+from .upstreams.router import ModelRouter
 
 __all__ = ["create_app"]
 

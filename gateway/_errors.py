@@ -1,38 +1,42 @@
-"""The gateway's own errors, raised by its services and rendered by each wire format's error table.
+"""The gateway's own errors, by what the caller can do about them; no HTTP status lives here.
 
     GatewayError
-    ├── InvalidRequest      400: a field the caller can fix (`param` names it)
-    ├── ContainerExpired    400: "Container is expired."
-    ├── Unauthorized        401: a missing or wrong API key
-    ├── NotFound            404: no such object (`kind`, `object_id`)
-    ├── PayloadTooLarge     413: an upload over the configured limit
-    └── Unavailable         503: sandboxes cannot be made now (Docker down, image missing)
+    ├── InvalidRequest      a field the caller can fix (`param` names it; `code` may say more)
+    ├── ContainerExpired    the container expired: make a new one
+    ├── Unauthorized        a missing or wrong API key
+    ├── NotFound            no such object (`kind`, `object_id`)
+    ├── CursorNotFound      a listing's `after` names nothing in it
+    ├── PayloadTooLarge     a body over the configured limit (`limit`)
+    ├── Unavailable         sandboxes cannot be made now (Docker down, image missing)
+    ├── SettingsError       a setting kernelgate cannot use (at start-up; the message names the variable)
+    └── ModelError          the upstream model failed after its retries (`status` is the upstream's):
+                            a response ends as failed, it is not an HTTP error (defined in _model.py)
 
-Errors of the sandbox library are mapped onto the same statuses in `openai/_errors.py`.
+Each client wire format has one table that maps this tree, and the sandbox library's, to its own
+statuses and error bodies (OpenAI's: `openai/_errors.py`).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ContainerExpired",
+    "CursorNotFound",
     "GatewayError",
     "InvalidRequest",
     "NotFound",
     "PayloadTooLarge",
+    "SettingsError",
     "Unauthorized",
     "Unavailable",
 ]
 
 
 class GatewayError(Exception):
-    status = 500
     param: str | None = None
     code: str | None = None
 
 
 class InvalidRequest(GatewayError):
-    status = 400
-
     def __init__(self, message: str, param: str | None = None, *, code: str | None = None) -> None:
         self.param = param
         self.code = code
@@ -40,21 +44,16 @@ class InvalidRequest(GatewayError):
 
 
 class ContainerExpired(GatewayError):
-    status = 400
-
     def __init__(self, container_id: str) -> None:
         self.container_id = container_id
         super().__init__("Container is expired.")
 
 
 class Unauthorized(GatewayError):
-    status = 401
-    code = "invalid_api_key"
+    """A missing or wrong API key."""
 
 
 class NotFound(GatewayError):
-    status = 404
-
     def __init__(self, object_id: str, *, kind: str, param: str | None = None) -> None:
         self.kind = kind
         self.object_id = object_id
@@ -63,12 +62,18 @@ class NotFound(GatewayError):
 
 
 class PayloadTooLarge(GatewayError):
-    status = 413
-
     def __init__(self, limit: int, setting: str = "KERNELGATE_MAX_UPLOAD_BYTES") -> None:
         self.limit = limit
         super().__init__(f"The request body is larger than the {limit} bytes allowed: raise {setting} to allow more.")
 
 
 class Unavailable(GatewayError):
-    status = 503
+    """Sandboxes cannot be made now; the message says what stands in the way."""
+
+
+class CursorNotFound(GatewayError):
+    """The `after` id of a listing names nothing in it."""
+
+
+class SettingsError(GatewayError):
+    """An environment variable holds a value kernelgate cannot use; the message names it."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ._conversation import Item
+from ._errors import GatewayError
 
 __all__ = [
     "ERROR_CODE_HEADER",
@@ -112,7 +113,7 @@ ERROR_CODE_HEADER = "x-kernelgate-error"
 """Set on answers kernelgate makes itself in place of an upstream's (a cassette's miss), naming the error."""
 
 
-class ModelError(Exception):
+class ModelError(GatewayError):
     """The model's provider failed (after its retries): the response ends as failed with this message."""
 
     def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sandbox import SandboxConfig, parse_size
 
-__all__ = ["Provider", "Settings", "SettingsError", "load_providers"]
+from ._errors import SettingsError
+from .upstreams.providers import Provider, ProvidersFileError, builtin_providers, load_providers
+from .upstreams.registry import REGISTRY
 
-
-class SettingsError(Exception):
-    """An environment variable holds a value kernelgate cannot use; the message names it."""
+__all__ = ["Settings", "SettingsError"]
 
 
 def _default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -56,84 +55,7 @@ _VARIABLES = {
     "KERNELGATE_CASSETTE": "cassette",
     "KERNELGATE_CASSETTE_MODE": "cassette_mode",
     "KERNELGATE_PROVIDERS": "providers_file",
-    # The providers' own variables, as their SDKs read them.
-    "ANTHROPIC_API_KEY": "anthropic_api_key",
-    "ANTHROPIC_BASE_URL": "anthropic_base_url",
-    "GEMINI_API_KEY": "gemini_api_key",
-    "GOOGLE_API_KEY": "gemini_api_key",  # read last, so it wins when both are set, as in google-genai
-    "GOOGLE_GEMINI_BASE_URL": "gemini_base_url",
 }
-
-Api = Literal["chat", "responses", "anthropic", "gemini"]
-_DEFAULT_BASE_URLS = {"anthropic": "https://api.anthropic.com", "gemini": "https://generativelanguage.googleapis.com"}
-
-
-class Provider(BaseModel):
-    """An upstream that serves models: a server, and which API it speaks.
-
-    `chat` and `responses` are OpenAI's APIs (any OpenAI-compatible server); `anthropic` is Anthropic's
-    Messages API and `gemini` Google's Gemini API, whose base URLs default to the providers' own.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    base_url: str = ""
-    api_key: str | None = None
-    api_key_env: str | None = None
-    """The variable the key is read from, named when it is missing."""
-    api: Api = "chat"
-    stream: bool = True
-    """Ask for streamed answers; false for servers that cannot stream tool calls."""
-    vision: bool | None = None
-    """The models take images: the figures code displays go back with its result (default: on for
-    `anthropic` and `gemini`, whose tool results take images, off for OpenAI-compatible servers)."""
-    max_output_tokens: int | None = Field(default=None, gt=0)
-    """Each turn's output limit when the request sets none; Anthropic needs one, so it defaults to 8192."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _base_url_for_api(cls, values: Any) -> Any:
-        if not isinstance(values, dict) or values.get("base_url"):
-            return values
-        api = values.get("api", "chat")
-        if api in ("chat", "responses"):
-            msg = f"base_url is required for api = {api!r}"
-            raise ValueError(msg)
-        return {**values, "base_url": _DEFAULT_BASE_URLS.get(api, "")}  # an unknown api fails on its field
-
-    @property
-    def takes_images(self) -> bool:
-        return self.vision if self.vision is not None else self.api in ("anthropic", "gemini")
-
-
-def load_providers(path: Path, environ: Mapping[str, str]) -> dict[str, Provider]:
-    """Named providers from a TOML file: one table each, `api_key_env` naming the variable with its key.
-
-    [ollama]
-    base_url = "http://127.0.0.1:11434/v1"
-
-    [OpenAI]
-    base_url = "https://api.openai.com/v1"
-    api_key_env = "OPENAI_API_KEY"
-    api = "responses"
-    """
-    try:
-        tables = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        msg = f"KERNELGATE_PROVIDERS: cannot read {path}: {exc}"
-        raise SettingsError(msg) from exc
-    providers = {}
-    for name, table in tables.items():
-        values = dict(table) if isinstance(table, dict) else {}
-        key_variable = values.get("api_key_env")
-        if key_variable is not None:
-            values["api_key"] = environ.get(str(key_variable))
-        try:
-            providers[name] = Provider.model_validate(values)
-        except ValidationError as exc:
-            msg = f"KERNELGATE_PROVIDERS: provider [{name}] in {path}: {exc.errors()[0]['msg']}"
-            raise SettingsError(msg) from exc
-    return providers
 
 
 class Settings(BaseModel):
@@ -177,21 +99,19 @@ class Settings(BaseModel):
     upstream_base_url: str | None = None
     """An OpenAI-compatible server for models other than kernelgate/exec (OpenAI, Ollama, vLLM, ...)."""
     upstream_api_key: str | None = None
-    upstream_api: Api = "chat"
+    upstream_api: str = "chat"
     """Which API the default upstream speaks: Chat Completions, OpenAI's Responses, Anthropic, Gemini."""
     upstream_timeout: float = Field(default=120.0, gt=0)
     upstream_stream: bool = True
     upstream_vision: bool | None = None
     cassette: Path | None = None
-    """A file of recorded upstream exchanges (see gateway/_cassette.py and the README)."""
+    """A file of recorded upstream exchanges (see gateway/upstreams/cassette.py and the README)."""
     cassette_mode: Literal["record", "replay"] = "replay"
     providers_file: Path | None = None
     providers: dict[str, Provider] = Field(default_factory=dict)
     """Named providers, routed by a `Provider/model` prefix (case-insensitive) that is stripped."""
-    anthropic_api_key: str | None = None
-    anthropic_base_url: str | None = None
-    gemini_api_key: str | None = None
-    gemini_base_url: str | None = None
+    builtin: dict[str, Provider] = Field(default_factory=lambda: builtin_providers({}))
+    """`Anthropic/` and `Gemini/`, with the keys and base URLs of the providers' own variables."""
 
     @field_validator("disk_limit", mode="before")
     @classmethod
@@ -200,26 +120,17 @@ class Settings(BaseModel):
             return None if value.strip().lower() in ("off", "none", "0") else parse_size(value)
         return value
 
-    def builtin_providers(self) -> dict[str, Provider]:
-        """`Anthropic/` and `Gemini/`, from the providers' own variables; a named provider overrides each."""
-        return {
-            "Anthropic": Provider(
-                api="anthropic",
-                base_url=self.anthropic_base_url or "",
-                api_key=self.anthropic_api_key,
-                api_key_env="ANTHROPIC_API_KEY",
-            ),
-            "Gemini": Provider(
-                api="gemini",
-                base_url=self.gemini_base_url or "",
-                api_key=self.gemini_api_key,
-                api_key_env="GEMINI_API_KEY",
-            ),
-        }
+    @field_validator("upstream_api")
+    @classmethod
+    def _known_api(cls, api: str) -> str:
+        if api not in REGISTRY:
+            msg = f"must be one of {', '.join(map(repr, REGISTRY))}, not {api!r}"
+            raise ValueError(msg)
+        return api
 
     def all_providers(self) -> dict[str, Provider]:
         """Every named provider by its lower-cased name: the built-in ones, then KERNELGATE_PROVIDERS'."""
-        named = {**self.builtin_providers(), **self.providers}
+        named = {**self.builtin, **self.providers}
         return {name.lower(): provider for name, provider in named.items()}
 
     def default_provider(self) -> Provider | None:
@@ -227,7 +138,7 @@ class Settings(BaseModel):
 
         With KERNELGATE_UPSTREAM_API=anthropic or gemini and no base URL, the built-in provider.
         """
-        builtin = {p.api: p for p in self.builtin_providers().values()}.get(self.upstream_api)
+        builtin = {p.api: p for p in self.builtin.values()}.get(self.upstream_api)
         if not self.upstream_base_url and builtin is None:
             return None
         base = builtin or Provider(base_url=self.upstream_base_url or "", api=self.upstream_api)
@@ -246,8 +157,12 @@ class Settings(BaseModel):
         env = os.environ if environ is None else environ
         values: dict[str, object] = {"data_dir": _default_data_dir(env)}
         values.update({field: env[name] for name, field in _VARIABLES.items() if env.get(name)})
+        values["builtin"] = builtin_providers(env)
         if env.get("KERNELGATE_PROVIDERS"):
-            values["providers"] = load_providers(Path(env["KERNELGATE_PROVIDERS"]), env)
+            try:
+                values["providers"] = load_providers(Path(env["KERNELGATE_PROVIDERS"]), env)
+            except ProvidersFileError as exc:
+                raise SettingsError(str(exc)) from exc
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from ._errors import CursorNotFound
 from ._records import (
     ContainerFileRecord,
     ContainerRecord,
@@ -23,7 +24,7 @@ from ._records import (
     ResponseRecord,
 )
 
-__all__ = ["CursorNotFound", "Order", "Store"]
+__all__ = ["Order", "Store"]
 
 Order = Literal["asc", "desc"]
 R = TypeVar("R")
@@ -50,10 +51,6 @@ CREATE INDEX IF NOT EXISTS files_order ON files (created_at);
 CREATE INDEX IF NOT EXISTS containers_order ON containers (created_at);
 CREATE INDEX IF NOT EXISTS container_files_order ON container_files (container_id, created_at);
 """
-
-
-class CursorNotFound(LookupError):
-    """The `after` id of a listing names nothing in it."""
 
 
 class Store:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gateway import Settings
 from gateway.testing import serve
+from gateway.upstreams.providers import Provider
+from gateway.upstreams.registry import REGISTRY, upstream_class
 
 from .conftest import IMAGE
 
@@ -60,3 +63,26 @@ def test_settings_errors_name_the_variable() -> None:
         Settings.from_env({"KERNELGATE_PORT": "eighty", "HOME": "/tmp"})
     assert "KERNELGATE_PORT" in str(caught.value)
     assert Settings.from_env({"HOME": "/home/u"}).data_dir == Path("/home/u/.local/share/kernelgate")
+
+
+def test_an_unknown_upstream_api_names_the_variable_and_the_apis() -> None:
+    """KERNELGATE_UPSTREAM_API and a providers table's `api` must be a registered API; the error lists them."""
+    from gateway import SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"KERNELGATE_UPSTREAM_API": "cohere", "HOME": "/tmp"})
+    assert "KERNELGATE_UPSTREAM_API" in str(caught.value)
+    assert "'chat', 'responses', 'anthropic', 'gemini'" in str(caught.value)
+
+
+@pytest.mark.parametrize("api", list(REGISTRY))
+async def test_every_registered_api_has_a_client_that_serves_models(api: str) -> None:
+    """Each registry line names a module and class that exist and make models: a new API is that line and
+    that module."""
+    provider = Provider(api=api, base_url="http://127.0.0.1:9", api_key="unused")
+    upstream = upstream_class(api)(provider, 5, None)
+    try:
+        model = upstream.model("Name/model", "model")
+        assert model.name == "Name/model"
+    finally:
+        await upstream.aclose()

@@ -1,6 +1,6 @@
 """Every failure as OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`.
 
-One table maps our errors (the gateway's and the sandbox library's) to a status; the handlers below
+Two tables map our errors (the gateway's and the sandbox library's) to a status; the handlers below
 also cover FastAPI's validation errors, unknown routes and anything unexpected, so no response ever
 leaves in another shape.
 """
@@ -31,11 +31,31 @@ from sandbox import (
     SandboxStartError,
 )
 
-from .._errors import GatewayError, Unavailable
+from .._errors import (
+    ContainerExpired,
+    CursorNotFound,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
 
 __all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger("kernelgate.gateway")
+
+# The gateway's errors -> (status, code when the error names none).
+_GATEWAY_STATUS: dict[type[GatewayError], tuple[int, str | None]] = {
+    InvalidRequest: (400, None),
+    ContainerExpired: (400, None),
+    CursorNotFound: (400, None),
+    Unauthorized: (401, "invalid_api_key"),
+    NotFound: (404, None),
+    PayloadTooLarge: (413, None),
+    Unavailable: (503, None),
+}
 
 # Sandbox errors -> (status, param). Errors the SDK should not retry get x-should-retry: false.
 _SANDBOX_STATUS: dict[type[SandboxError], tuple[int, str | None]] = {
@@ -73,8 +93,11 @@ def error_response(
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
+    status, code = next((found for kind, found in _GATEWAY_STATUS.items() if isinstance(exc, kind)), (500, None))
+    if status >= 500 and not isinstance(exc, Unavailable):
+        log.error("Gateway failure on %s %s: %s", request.method, request.url.path, exc)
     # Unavailable means Docker or the image is missing: retrying within seconds will not help.
-    return error_response(exc.status, str(exc), exc.param, exc.code, retry=not isinstance(exc, Unavailable))
+    return error_response(status, str(exc), exc.param, exc.code or code, retry=not isinstance(exc, Unavailable))
 
 
 async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:

@@ -21,8 +21,8 @@ from .._ids import new_hex_id
 from .._loop import LoopEvent
 from .._model import Model, ModelError, Sampling
 from .._records import NetworkPolicy, ResponseRecord
-from .._routing import ModelRouter
 from .._store import Store
+from ..upstreams.router import ModelRouter
 from ._responses_input import CodeInterpreterTool, CreateResponseRequest, check_function_calls, parse_input
 from ._responses_render import ResponseBuilder, sse
 from ._shared import Containers, Loop, Responses

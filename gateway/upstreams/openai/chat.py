@@ -7,41 +7,27 @@ timeouts and retries with backoff.
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 
-from ._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from ._model import (
+from ..._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ..._model import (
     CodeDelta,
     FunctionTool,
-    ModelError,
+    Model,
     ModelEvent,
     Stopped,
     TextDelta,
     Turn,
     Usage,
 )
-from ._upstream import IMAGES_NOTE, PYTHON, ToolCall, python_function, result_for_model
+from ..python_tool import IMAGES_NOTE, PYTHON, ToolCall, python_function, result_for_model
+from .client import OpenAIClient, image_urls, upstream_errors
 
-__all__ = ["ChatModel", "function_tool", "image_urls", "upstream_errors"]
-
-
-@contextmanager
-def upstream_errors() -> Iterator[None]:
-    """The openai SDK's errors (raised after its retries) as ModelError, with the upstream's status."""
-    try:
-        yield
-    except openai.APIStatusError as exc:
-        raise ModelError.failed(exc.status_code, exc.message, exc.response) from exc
-    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise ModelError.unreachable(exc.message, isinstance(exc, openai.APITimeoutError)) from exc
-    except (openai.OpenAIError, ValueError) as exc:  # a body the SDK could not parse, a bad event
-        raise ModelError.unreadable(exc) from exc
+__all__ = ["ChatModel", "ChatUpstream", "function_tool"]
 
 
 def chat_messages(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
@@ -55,10 +41,6 @@ def chat_messages(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
             parts = [{"type": "image_url", "image_url": {"url": url}} for url in image_urls(item)]
             messages.append({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *parts]})
     return messages
-
-
-def image_urls(call: CodeCall) -> list[str]:
-    return ["data:image/png;base64," + base64.b64encode(png).decode() for png in call.images]
 
 
 def _messages_of(item: Item) -> list[dict[str, Any]]:
@@ -93,6 +75,12 @@ def function_tool(tool: FunctionTool) -> dict[str, Any]:
     if tool.description:
         function["description"] = tool.description
     return {"type": "function", "function": function}
+
+
+class ChatUpstream(OpenAIClient):
+    def model(self, name: str, upstream_model: str) -> Model:
+        vision = self._provider.takes_images
+        return ChatModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
 
 
 class ChatModel:

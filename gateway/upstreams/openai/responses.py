@@ -1,6 +1,6 @@
 """Models behind OpenAI's Responses API, with the python tool as a plain function tool.
 
-The same contract as `_upstream_chat.py` (Chat Completions), over the other API: items go up as input items
+The same contract as `chat.py` (Chat Completions), over the other API: items go up as input items
 (each code call as a function_call and its function_call_output), and the streamed events come back as
 the tool loop's model events.
 """
@@ -13,13 +13,13 @@ from typing import Any
 
 import openai
 
-from ._arguments import CodeArgumentDecoder, code_of
-from ._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from ._model import (
+from ..._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ..._model import (
     CodeDelta,
     CodeReady,
     FunctionCallRequested,
     FunctionTool,
+    Model,
     ModelError,
     ModelEvent,
     Stopped,
@@ -27,10 +27,11 @@ from ._model import (
     Turn,
     Usage,
 )
-from ._upstream import IMAGES_NOTE, PYTHON, python_function, result_for_model
-from ._upstream_chat import image_urls, upstream_errors
+from ..arguments import CodeArgumentDecoder, code_of
+from ..python_tool import IMAGES_NOTE, PYTHON, python_function, result_for_model
+from .client import OpenAIClient, image_urls, upstream_errors
 
-__all__ = ["ResponsesModel"]
+__all__ = ["ResponsesModel", "ResponsesUpstream"]
 
 
 def _tool(function: FunctionTool) -> dict[str, Any]:
@@ -71,6 +72,12 @@ def _items_of(item: Item) -> list[dict[str, Any]]:
 
 def _given(value: float | None) -> float | openai.Omit:
     return openai.omit if value is None else value
+
+
+class ResponsesUpstream(OpenAIClient):
+    def model(self, name: str, upstream_model: str) -> Model:
+        vision = self._provider.takes_images
+        return ResponsesModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
 
 
 class ResponsesModel:

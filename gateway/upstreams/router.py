@@ -8,30 +8,18 @@ so that other requests go on meanwhile.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
 
 import httpx2
-import openai
 
-from ._cassette import CassetteTransport
-from ._errors import InvalidRequest
-from ._exec_model import ExecModel
-from ._model import Model
-from ._settings import Provider, Settings
-from ._upstream_chat import ChatModel
-from ._upstream_responses import ResponsesModel
+from .._errors import InvalidRequest
+from .._model import Model
+from .._settings import Settings
+from .cassette import CassetteTransport
+from .exec_model import ExecModel
+from .providers import Provider
+from .registry import Upstream, upstream_class
 
-__all__ = ["ModelRouter", "Upstream"]
-
-
-class Upstream(Protocol):
-    """One provider's client, shared by the models it serves."""
-
-    def __init__(self, provider: Provider, timeout: float, http_client: httpx2.AsyncClient | None) -> None: ...
-
-    def model(self, name: str, upstream_model: str) -> Model: ...
-
-    async def aclose(self) -> None: ...
+__all__ = ["ModelRouter"]
 
 
 class ModelRouter:
@@ -76,7 +64,7 @@ class ModelRouter:
             )
             raise InvalidRequest(msg, "model")
         if key not in self._upstreams:
-            kind = await asyncio.to_thread(_upstream_class, provider)
+            kind = await asyncio.to_thread(upstream_class, provider.api)
             if key not in self._upstreams:  # another request may have connected meanwhile
                 self._upstreams[key] = kind(provider, self._timeout, self._http_client())
         return self._upstreams[key].model(name, upstream_model)
@@ -90,40 +78,3 @@ class ModelRouter:
         for upstream in self._upstreams.values():
             await upstream.aclose()
         self._upstreams.clear()
-
-
-def _upstream_class(provider: Provider) -> type[Upstream]:
-    """The client class for the provider's API, its module imported on first use."""
-    if provider.api == "anthropic":
-        from ._upstream_anthropic import AnthropicUpstream
-
-        return AnthropicUpstream
-    if provider.api == "gemini":
-        from ._upstream_gemini import GeminiUpstream
-
-        return GeminiUpstream
-    return _OpenAIUpstream
-
-
-class _OpenAIUpstream:
-    """Chat Completions or Responses, through the openai SDK (streaming, timeouts, retries with backoff)."""
-
-    def __init__(self, provider: Provider, timeout: float, http_client: httpx2.AsyncClient | None) -> None:
-        self._provider = provider
-        self._client = openai.AsyncOpenAI(
-            base_url=provider.base_url,
-            # Local servers (Ollama, vLLM) take any key; the SDK insists on one.
-            api_key=provider.api_key or "unused",
-            timeout=timeout,
-            max_retries=2,
-            http_client=http_client,
-        )
-
-    def model(self, name: str, upstream_model: str) -> Model:
-        vision = self._provider.takes_images
-        if self._provider.api == "responses":
-            return ResponsesModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
-        return ChatModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
-
-    async def aclose(self) -> None:
-        await self._client.close()

@@ -1,9 +1,9 @@
 """What every upstream API shares: the python tool as the model sees it, and a call's result as it reads it.
 
 The hosted `code_interpreter` tool becomes a plain function tool, `python`, described as the hosted one
-is. Each upstream module (`_upstream_chat`, `_upstream_responses`, `_upstream_anthropic`,
-`_upstream_gemini`) offers it in its own API's shape, streams the calls back to the tool loop as plain
-code, and sends each result back as its API's tool result.
+is. Each upstream module (`openai/chat`, `openai/responses`, `anthropic`, `gemini`) offers it in its own
+API's shape, streams the calls back to the tool loop as plain code, and sends each result back as its
+API's tool result.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ._arguments import CodeArgumentDecoder, code_of
-from ._conversation import CodeCall, FunctionCall, Item
-from ._model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, ModelError, ModelEvent
+from .._conversation import CodeCall, FunctionCall, Item
+from .._model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, ModelError, ModelEvent
+from .arguments import CodeArgumentDecoder, code_of
 
 __all__ = [
     "IMAGES_NOTE",

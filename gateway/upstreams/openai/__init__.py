@@ -1,0 +1,1 @@
+"""OpenAI's two APIs as upstreams: Chat Completions (`chat`) and the Responses API (`responses`)."""
