@@ -11,15 +11,15 @@ from fastapi.responses import JSONResponse
 
 from sandbox import SandboxError, SandboxManager
 
-from ._containers import ContainerService
 from ._errors import Unavailable
-from ._files import FileService
 from ._limits import BodyLimit, api_key_check
-from ._loop import ToolLoop
 from ._settings import Settings
-from ._store import Store
-from .openai import containers_router, error_response, files_router, install_error_handlers, responses_router
-from .upstreams.router import ModelRouter
+from .conversation.loop import ToolLoop
+from .upstreams.router import Cassette, ModelRouter
+from .wire.openai import containers_router, error_response, files_router, install_error_handlers, responses_router
+from .workspace.containers import ContainerService
+from .workspace.files import FileService
+from .workspace.store import Store
 
 __all__ = ["create_app"]
 
@@ -39,7 +39,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.containers = ContainerService(app.state.manager, store, files, settings.expiry_minute_seconds)
         app.state.store = store
         app.state.loop = ToolLoop(app.state.containers, settings.execution_timeout, settings.max_iterations)
-        app.state.models = ModelRouter(settings)
+        app.state.models = ModelRouter(
+            settings.all_providers(),
+            settings.default_provider(),
+            timeout=settings.upstream_timeout,
+            cassette=Cassette(settings.cassette, settings.cassette_mode) if settings.cassette else None,
+            default_api=settings.upstream_api,
+        )
         await _start_manager(app)
         try:
             yield

@@ -19,8 +19,8 @@ from typing import Any
 import anthropic
 import httpx2
 
-from .._conversation import AssistantMessage, CallStatus, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from .._model import CodeDelta, FunctionTool, Model, ModelError, ModelEvent, Stopped, TextDelta, Turn, Usage
+from ..conversation.items import AssistantMessage, CallStatus, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ..conversation.model import CodeDelta, FunctionTool, Model, ModelError, ModelEvent, Stopped, TextDelta, Turn, Usage
 from .providers import Provider
 from .python_tool import PYTHON, ToolCall, arguments_object, python_function, result_for_model
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import httpx2  # the openai SDK's HTTP library: this is a transport under it
 
-from .._model import ERROR_CODE_HEADER
+from ..conversation.model import ERROR_CODE_HEADER
 
 __all__ = ["CassetteTransport"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 
-from .._conversation import CodeCall, Item, UserMessage
-from .._model import CodeDelta, CodeReady, ModelEvent, TextDelta, Turn
+from ..conversation.items import CodeCall, Item, UserMessage
+from ..conversation.model import CodeDelta, CodeReady, ModelEvent, TextDelta, Turn
 
 __all__ = ["ExecModel", "code_blocks"]
 

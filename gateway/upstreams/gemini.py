@@ -18,9 +18,9 @@ import httpx2
 from google import genai
 from google.genai import errors, types
 
-from .._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
 from .._ids import new_hex_id
-from .._model import FunctionTool, Model, ModelError, ModelEvent, Stopped, TextDelta, Turn, Usage
+from ..conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ..conversation.model import FunctionTool, Model, ModelError, ModelEvent, Stopped, TextDelta, Turn, Usage
 from .providers import Provider
 from .python_tool import (
     IMAGES_NOTE,

@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .._conversation import CodeCall, FunctionCall, Item
-from .._model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, ModelError, ModelEvent
+from ..conversation.items import CodeCall, FunctionCall, Item
+from ..conversation.model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, ModelError, ModelEvent
 from .arguments import CodeArgumentDecoder, code_of
 
 __all__ = [

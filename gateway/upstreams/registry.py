@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 import httpx2
 
 if TYPE_CHECKING:
-    from .._model import Model
+    from ..conversation.model import Model
     from .providers import Provider
 
 __all__ = ["REGISTRY", "Entry", "Upstream", "upstream_class"]

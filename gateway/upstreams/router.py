@@ -8,35 +8,53 @@ so that other requests go on meanwhile.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import httpx2
 
 from .._errors import InvalidRequest
-from .._model import Model
-from .._settings import Settings
+from ..conversation.model import Model
 from .cassette import CassetteTransport
 from .exec_model import ExecModel
 from .providers import Provider
 from .registry import Upstream, upstream_class
 
-__all__ = ["ModelRouter"]
+__all__ = ["Cassette", "ModelRouter"]
+
+
+@dataclass(frozen=True)
+class Cassette:
+    """A file of recorded upstream exchanges, and whether to record to it or replay from it."""
+
+    path: Path
+    mode: Literal["record", "replay"] = "replay"
 
 
 class ModelRouter:
     """`kernelgate/exec`; `Provider/model` for a named provider; anything else for the default upstream."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        default: Provider | None,
+        *,
+        timeout: float,
+        cassette: Cassette | None = None,
+        default_api: str = "chat",
+    ) -> None:
+        """`providers` by lower-cased name; `default` serves names without a known prefix."""
         self._exec = ExecModel()
-        self._timeout = settings.upstream_timeout
-        self._transport: CassetteTransport | None = None
-        if settings.cassette is not None:
-            self._transport = CassetteTransport(settings.cassette, settings.cassette_mode)
-        self._replaying = self._transport is not None and settings.cassette_mode == "replay"
-        self._providers = settings.all_providers()
-        self._default = settings.default_provider()
+        self._timeout = timeout
+        self._transport = CassetteTransport(cassette.path, cassette.mode) if cassette is not None else None
+        self._replaying = cassette is not None and cassette.mode == "replay"
+        self._providers = dict(providers)
+        self._default = default
         if self._default is None and self._replaying:
             # A replayed cassette needs no server: this address is never connected to.
-            self._default = Provider(base_url="http://cassette.invalid/v1", api=settings.upstream_api)
+            self._default = Provider(base_url="http://cassette.invalid/v1", api=default_api)
         self._upstreams: dict[str, Upstream] = {}
 
     async def model(self, name: str) -> Model:

@@ -13,8 +13,8 @@ from typing import Any
 
 import openai
 
-from ..._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from ..._model import (
+from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ...conversation.model import (
     CodeDelta,
     FunctionTool,
     Model,

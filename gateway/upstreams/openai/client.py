@@ -9,8 +9,8 @@ from contextlib import contextmanager
 import httpx2
 import openai
 
-from ..._conversation import CodeCall
-from ..._model import ModelError
+from ...conversation.items import CodeCall
+from ...conversation.model import ModelError
 from ..providers import Provider
 
 __all__ = ["OpenAIClient", "image_urls", "upstream_errors"]

@@ -13,10 +13,10 @@ from typing import Literal
 
 from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, ResultOutput, StreamOutput
 
-from ._containers import ContainerService
-from ._conversation import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, WrittenFile
-from ._ids import new_hex_id
-from ._model import (
+from .._ids import new_hex_id
+from ..workspace.containers import ContainerService
+from .items import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, WrittenFile
+from .model import (
     CodeDelta,
     CodeReady,
     FunctionCallRequested,

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from ._conversation import Item
-from ._errors import GatewayError
+from .._errors import GatewayError
+from .items import Item
 
 __all__ = [
     "ERROR_CODE_HEADER",

@@ -14,15 +14,15 @@ from pydantic import TypeAdapter
 
 from sandbox import SandboxError
 
-from .._containers import ContainerService
-from .._conversation import CodeCall, Item
-from .._errors import GatewayError, InvalidRequest, NotFound
-from .._ids import new_hex_id
-from .._loop import LoopEvent
-from .._model import Model, ModelError, Sampling
-from .._records import NetworkPolicy, ResponseRecord
-from .._store import Store
-from ..upstreams.router import ModelRouter
+from ..._errors import GatewayError, InvalidRequest, NotFound
+from ..._ids import new_hex_id
+from ...conversation.items import CodeCall, Item
+from ...conversation.loop import LoopEvent
+from ...conversation.model import Model, ModelError, Sampling
+from ...upstreams.router import ModelRouter
+from ...workspace.containers import ContainerService
+from ...workspace.records import NetworkPolicy, ResponseRecord
+from ...workspace.store import Store
 from ._responses_input import CodeInterpreterTool, CreateResponseRequest, check_function_calls, parse_input
 from ._responses_render import ResponseBuilder, sse
 from ._shared import Containers, Loop, Responses

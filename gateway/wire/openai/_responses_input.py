@@ -9,10 +9,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._conversation import AssistantMessage, CallStatus, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from .._errors import InvalidRequest
-from .._ids import new_hex_id
-from .._model import FunctionTool
+from ..._errors import InvalidRequest
+from ..._ids import new_hex_id
+from ...conversation.items import (
+    AssistantMessage,
+    CallStatus,
+    CodeCall,
+    FunctionCall,
+    FunctionOutput,
+    Item,
+    UserMessage,
+)
+from ...conversation.model import FunctionTool
 from ._models import MemoryLimit, NetworkPolicyParam
 
 __all__ = [

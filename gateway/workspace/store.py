@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ._errors import CursorNotFound
-from ._records import (
+from .._errors import CursorNotFound
+from .records import (
     ContainerFileRecord,
     ContainerRecord,
     ContainerStatus,

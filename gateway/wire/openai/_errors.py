@@ -31,7 +31,7 @@ from sandbox import (
     SandboxStartError,
 )
 
-from .._errors import (
+from ..._errors import (
     ContainerExpired,
     CursorNotFound,
     GatewayError,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from .._errors import InvalidRequest
+from ..._errors import InvalidRequest
 from ._models import DeletedObject, FileObject, FilePurpose, ListObject
 from ._shared import Files, Order, list_object
 

@@ -17,11 +17,11 @@ from typing import BinaryIO
 
 from sandbox import Sandbox, SandboxError, SandboxExpired, SandboxFile, SandboxManager, SandboxNotFound, SandboxSpec
 
-from ._errors import ContainerExpired, CursorNotFound, InvalidRequest, NotFound
-from ._files import FileService, clean_filename
-from ._ids import new_container_file_id, new_container_id
-from ._records import ContainerFileRecord, ContainerRecord, ContainerStatus, NetworkPolicy, Page
-from ._store import Order, Store
+from .._errors import ContainerExpired, CursorNotFound, InvalidRequest, NotFound
+from .._ids import new_container_file_id, new_container_id
+from .files import FileService, clean_filename
+from .records import ContainerFileRecord, ContainerRecord, ContainerStatus, NetworkPolicy, Page
+from .store import Order, Store
 
 __all__ = ["CONTAINER_LABEL", "ContainerService"]
 

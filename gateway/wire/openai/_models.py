@@ -10,7 +10,7 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._records import ContainerFileRecord, ContainerRecord, FileRecord
+from ...workspace.records import ContainerFileRecord, ContainerRecord, FileRecord
 
 __all__ = [
     "ContainerFileObject",

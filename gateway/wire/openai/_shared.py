@@ -9,11 +9,11 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from .._containers import ContainerService
-from .._files import FileService
-from .._loop import ToolLoop
-from .._records import Page
-from .._store import Store
+from ...conversation.loop import ToolLoop
+from ...workspace.containers import ContainerService
+from ...workspace.files import FileService
+from ...workspace.records import Page
+from ...workspace.store import Store
 from ._models import ListObject
 
 __all__ = ["Containers", "Files", "Loop", "Order", "Responses", "fd_response", "list_object"]

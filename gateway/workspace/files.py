@@ -11,10 +11,10 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
-from ._errors import CursorNotFound, InvalidRequest, NotFound
-from ._ids import new_file_id
-from ._records import FileRecord, Page
-from ._store import Order, Store
+from .._errors import CursorNotFound, InvalidRequest, NotFound
+from .._ids import new_file_id
+from .records import FileRecord, Page
+from .store import Order, Store
 
 __all__ = ["FileService", "clean_filename"]
 

@@ -9,8 +9,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from .._errors import InvalidRequest
-from .._records import NetworkPolicy
+from ..._errors import InvalidRequest
+from ...workspace.records import NetworkPolicy
 from ._models import (
     ContainerFileObject,
     ContainerObject,

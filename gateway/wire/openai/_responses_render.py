@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .._conversation import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from .._loop import (
+from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ...conversation.loop import (
     CallCodeDelta,
     CallCodeDone,
     CallFinished,

@@ -1,0 +1,9 @@
+"""The wire-neutral core: a conversation's items, the model protocol and its events, the tool loop.
+
+    items.py   what a conversation holds (messages, code calls, function calls), in no wire format
+    model.py   the Model protocol every upstream implements, its events, ModelError
+    loop.py    the tool loop: a model turn's calls run in the container, until the model answers
+
+Every client wire format (wire/) drives this; every upstream (upstreams/) implements its Model.
+It imports nothing from either.
+"""
