@@ -232,7 +232,7 @@ async def http_layer(runs: int) -> float:
 async def _paired_rounds(app: Any, http: httpx.AsyncClient, runs: int) -> list[tuple[float, float]]:
     """(library, gateway) seconds per round, after 20 untimed rounds."""
     container_id = (await http.post("/v1/containers", json={"name": "bench"})).json()["id"]
-    sandbox = app.state.containers.sandbox(container_id)
+    sandbox = app.state.services.containers.sandbox(container_id)
     tools = [{"type": "code_interpreter", "container": container_id}]
     body = {"model": "kernelgate/exec", "input": "1+1", "tools": tools}
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.applications import Starlette
 
 from sandbox import SandboxError, SandboxManager
 
@@ -15,15 +17,36 @@ from ._errors import Unavailable
 from ._limits import BodyLimit, api_key_check
 from ._settings import Settings
 from .conversation.loop import ToolLoop
+from .conversation.session import SessionService
 from .upstreams.router import Cassette, ModelRouter
 from .wire.openai import containers_router, error_response, files_router, install_error_handlers, responses_router
+from .wire.services import Services
 from .workspace.containers import ContainerService
 from .workspace.files import FileService
 from .workspace.store import Store
 
-__all__ = ["create_app"]
+__all__ = ["Gateway", "create_app"]
 
 log = logging.getLogger("kernelgate.gateway")
+
+
+@dataclass
+class Gateway:
+    """The app's own state beside the routes' services: the manager, the models, what start-up found."""
+
+    manager: SandboxManager
+    models: ModelRouter
+    containers: ContainerService
+    startup_problem: str | None = None
+    """Why sandboxes cannot be made (Docker down, image missing), or None."""
+    left_sandboxes: set[str] = field(default_factory=set)
+    """Set at shutdown: the sandboxes of running containers, left for the next start to adopt."""
+
+    @classmethod
+    def of(cls, app: Starlette) -> Gateway:
+        found = app.state.gateway
+        assert isinstance(found, Gateway), "the app's lifespan has not run"
+        return found
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,27 +57,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.data_dir / "kernelgate.db")
         files = FileService(store, settings.data_dir / "files")
-        app.state.manager = SandboxManager(settings.sandbox_config())
-        app.state.files = files
-        app.state.containers = ContainerService(app.state.manager, store, files, settings.expiry_minute_seconds)
-        app.state.store = store
-        app.state.loop = ToolLoop(app.state.containers, settings.execution_timeout, settings.max_iterations)
-        app.state.models = ModelRouter(
+        manager = SandboxManager(settings.sandbox_config())
+        containers = ContainerService(manager, store, files, settings.expiry_minute_seconds)
+        loop = ToolLoop(containers, settings.execution_timeout, settings.max_iterations)
+        models = ModelRouter(
             settings.all_providers(),
             settings.default_provider(),
             timeout=settings.upstream_timeout,
             cassette=Cassette(settings.cassette, settings.cassette_mode) if settings.cassette else None,
             default_api=settings.upstream_api,
         )
-        await _start_manager(app)
+        app.state.services = Services(containers, files, SessionService(store, containers, loop, models))
+        gateway = app.state.gateway = Gateway(manager, models, containers)
+        await _start_manager(gateway)
         try:
             yield
         finally:
             # Live sandboxes stay up for the next start to adopt: a restart loses no container.
-            app.state.left_sandboxes = app.state.containers.owned_sandboxes()
-            log.info("Leaving %d sandboxes for the next start to adopt", len(app.state.left_sandboxes))
-            await app.state.manager.close(remove_sandboxes=False)
-            await app.state.models.close()
+            gateway.left_sandboxes = containers.owned_sandboxes()
+            log.info("Leaving %d sandboxes for the next start to adopt", len(gateway.left_sandboxes))
+            await manager.close(remove_sandboxes=False)
+            await models.close()
             store.close()
 
     app = FastAPI(title="kernelgate", version="0.1.0", lifespan=lifespan)
@@ -73,39 +96,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _start_manager(app: FastAPI) -> None:
+async def _start_manager(gateway: Gateway) -> None:
     """Start the sandbox manager; when Docker is down, serve anyway so that /health says why."""
     try:
-        await app.state.manager.start()
-        await app.state.containers.reconcile()
+        await gateway.manager.start()
+        await gateway.containers.reconcile()
     except SandboxError as exc:
         log.error("Sandboxes are unavailable: %s", exc)
-        app.state.startup_problem = str(exc)
+        gateway.startup_problem = str(exc)
     else:
-        app.state.startup_problem = None
+        gateway.startup_problem = None
 
 
 async def _sandboxes_ready(request: Request) -> None:
     """Routes that need sandboxes: retry a failed start (Docker may be up now), else say why not."""
-    if request.app.state.startup_problem:
-        await _start_manager(request.app)
-        if request.app.state.startup_problem:
-            raise Unavailable(request.app.state.startup_problem)
+    gateway = Gateway.of(request.app)
+    if gateway.startup_problem:
+        await _start_manager(gateway)
+        if gateway.startup_problem:
+            raise Unavailable(gateway.startup_problem)
 
 
 async def health(request: Request) -> JSONResponse:
     """200 when sandboxes can be created; 503 with the reason when they cannot."""
-    manager: SandboxManager = request.app.state.manager
-    if request.app.state.startup_problem:  # Docker may have come up since
-        await _start_manager(request.app)
-    status = await manager.status()
-    problem = status.problem or request.app.state.startup_problem
+    gateway = Gateway.of(request.app)
+    if gateway.startup_problem:  # Docker may have come up since
+        await _start_manager(gateway)
+    status = await gateway.manager.status()
+    problem = status.problem or gateway.startup_problem
     body = {
         "status": "unavailable" if problem else "ok",
         "reason": problem,
         "docker": {"reachable": status.docker_version is not None, "version": status.docker_version},
         "image": {"name": status.image, "present": status.image_id is not None, "id": status.image_id},
-        "sandboxes": len(manager.sandboxes()),
+        "sandboxes": len(gateway.manager.sandboxes()),
         "disk_limit": status.disk_limit,
         "runtime": status.runtime,
     }

@@ -50,7 +50,8 @@ def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0, p
         if purge:
             with contextlib.suppress(DockerUnavailable):  # no engine: it holds no sandbox of ours
                 removed = asyncio.run(remove_sandboxes(settings))
-                unowned = sorted(set(removed) - getattr(app.state, "left_sandboxes", set()))
+                left = app.state.gateway.left_sandboxes if hasattr(app.state, "gateway") else set()
+                unowned = sorted(set(removed) - left)
                 if unowned:
                     raise SandboxLeak(unowned)
 

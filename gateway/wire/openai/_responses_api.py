@@ -10,70 +10,52 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import TypeAdapter
 
 from sandbox import SandboxError
 
 from ..._errors import GatewayError, InvalidRequest, NotFound
 from ..._ids import new_hex_id
-from ...conversation.items import CodeCall, Item
 from ...conversation.loop import LoopEvent
-from ...conversation.model import Model, ModelError, Sampling
-from ...upstreams.router import ModelRouter
-from ...workspace.containers import ContainerService
-from ...workspace.records import NetworkPolicy, ResponseRecord
-from ...workspace.store import Store
+from ...conversation.model import ModelError, Sampling
+from ...conversation.session import AutoContainer, Session, SessionRequest
+from ...workspace.records import NetworkPolicy
 from ._responses_input import CodeInterpreterTool, CreateResponseRequest, check_function_calls, parse_input
 from ._responses_render import ResponseBuilder, sse
-from ._shared import Containers, Loop, Responses
+from ._shared import Sessions
 
 __all__ = ["router"]
 
 log = logging.getLogger("kernelgate.gateway")
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
-_ITEMS = TypeAdapter(list[Item])
-
-
-async def _model(request: Request, name: str) -> Model:
-    router: ModelRouter = request.app.state.models
-    return await router.model(name)
 
 
 @router.post("", summary="Create a model response, running code_interpreter calls in a sandbox")
-async def create_response(
-    body: CreateResponseRequest, request: Request, containers: Containers, store: Responses, loop: Loop
-) -> Any:
-    model = await _model(request, body.model)
-    with_outputs = body.wants_outputs()
+async def create_response(body: CreateResponseRequest, request: Request, sessions: Sessions) -> Any:
     tool = body.code_interpreter()
-    parsed = parse_input(body.input)
-    history, reuse = _history(store, body.previous_response_id)
-    items = [*history, *parsed.items]
-    check_function_calls(items)
     if tool is None:
         msg = "kernelgate runs models with the code_interpreter tool: add it to tools."
         raise InvalidRequest(msg, "tools")
-    response_id = new_hex_id("resp_", 48)
-    container_id = await _container(containers, tool, items, reuse, response_id)
-    for file_id in parsed.file_ids:
-        await containers.add_file_id(container_id, file_id)
-    instructions = "\n\n".join(text for text in (body.instructions, *parsed.instructions) if text) or None
-    builder = ResponseBuilder(response_id, body.model_dump(), with_outputs)
-    events = loop.run(
-        model,
-        instructions,
-        items,
-        container_id,
+    parsed = parse_input(body.input)
+    session_request = SessionRequest(
+        id=new_hex_id("resp_", 48),
+        model=body.model,
+        items=parsed.items,
+        container=_container(tool),
+        previous=body.previous_response_id,
+        file_ids=parsed.file_ids,
+        instructions="\n\n".join(text for text in (body.instructions, *parsed.instructions) if text) or None,
         max_iterations=body.max_tool_calls,
         functions=body.functions(),
         max_output_tokens=body.max_output_tokens,
         sampling=Sampling(temperature=body.temperature, top_p=body.top_p),
     )
-    finish = _Finisher(store, builder, items, container_id, body.store)
+    session = await sessions.start(session_request, check_function_calls)
+    builder = ResponseBuilder(session.id, body.model_dump(), body.wants_outputs())
+    finish = _Finisher(session, builder, body.store)
     if body.stream:
-        return StreamingResponse(_stream(builder, events, finish), media_type="text/event-stream")
+        return StreamingResponse(_stream(builder, session.events, finish), media_type="text/event-stream")
     try:
-        await _while_connected(request, _drain(builder, events))
+        await _while_connected(request, _drain(builder, session.events))
     except ModelError as exc:
         builder.failed(_model_error_code(exc), str(exc))
         return JSONResponse(finish())
@@ -81,17 +63,30 @@ async def create_response(
     return JSONResponse(finish())
 
 
+def _container(tool: CodeInterpreterTool) -> str | AutoContainer:
+    if isinstance(tool.container, str):
+        return tool.container
+    auto, policy = tool.container, tool.container.network_policy
+    return AutoContainer(
+        memory_limit=auto.memory_limit or "1g",
+        file_ids=auto.file_ids,
+        network_policy=NetworkPolicy(type=policy.type, allowed_domains=tuple(policy.allowed_domains or ()))
+        if policy
+        else NetworkPolicy(),
+    )
+
+
 @router.get("/{response_id}", summary="Retrieve a stored response")
-async def retrieve_response(response_id: str, store: Responses) -> JSONResponse:
-    record = store.get_response(response_id)
-    if record is None:
+async def retrieve_response(response_id: str, sessions: Sessions) -> JSONResponse:
+    body = sessions.stored_body(response_id)
+    if body is None:
         raise NotFound(response_id, kind="Response", param="response_id")
-    return JSONResponse(json.loads(record.body))
+    return JSONResponse(json.loads(body))
 
 
 @router.delete("/{response_id}", summary="Delete a stored response")
-async def delete_response(response_id: str, store: Responses) -> JSONResponse:
-    if not store.delete_response(response_id):
+async def delete_response(response_id: str, sessions: Sessions) -> JSONResponse:
+    if not sessions.delete(response_id):
         raise NotFound(response_id, kind="Response", param="response_id")
     return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 
@@ -126,62 +121,16 @@ def _model_error_code(exc: ModelError) -> str:
     return f"upstream_{exc.status}" if exc.status else "upstream_error"
 
 
-def _history(store: Store, previous_response_id: str | None) -> tuple[list[Item], str | None]:
-    """The conversation a follow-up continues, and the container it used."""
-    if previous_response_id is None:
-        return [], None
-    record = store.get_response(previous_response_id)
-    if record is None:
-        msg = f"Previous response with id '{previous_response_id}' not found."
-        raise InvalidRequest(msg, "previous_response_id", code="previous_response_not_found")
-    return _ITEMS.validate_json(record.items), record.container_id
-
-
-async def _container(
-    containers: ContainerService, tool: CodeInterpreterTool, items: list[Item], reuse: str | None, response_id: str
-) -> str:
-    """The container the calls run in: the one named, or (auto) the conversation's while it lives, or a new one."""
-    if isinstance(tool.container, str):
-        containers.sandbox(tool.container)  # 404 unknown, 400 expired
-        return tool.container
-    earlier = [item.container_id for item in reversed(items) if isinstance(item, CodeCall)]
-    for candidate in ([reuse] if reuse else []) + earlier:
-        if containers.is_running(candidate):
-            return candidate
-    auto = tool.container
-    policy = auto.network_policy
-    record = await containers.create(
-        name=f"auto {response_id}",
-        memory_limit=auto.memory_limit or "1g",
-        file_ids=auto.file_ids,
-        expires_after_minutes=20,
-        network_policy=NetworkPolicy(type=policy.type, allowed_domains=tuple(policy.allowed_domains or ()))
-        if policy
-        else NetworkPolicy(),
-    )
-    return record.id
-
-
 class _Finisher:
-    """Completes a response: stores it (when asked) with the items a follow-up continues from."""
+    """Completes a response: the rendered body, kept (when asked) with what a follow-up continues from."""
 
-    def __init__(
-        self, store: Store, builder: ResponseBuilder, items: list[Item], container_id: str, keep: bool
-    ) -> None:
-        self._store, self._builder, self._items = store, builder, items
-        self._container_id, self._keep = container_id, keep
+    def __init__(self, session: Session, builder: ResponseBuilder, keep: bool) -> None:
+        self._session, self._builder, self._keep = session, builder, keep
 
     def __call__(self) -> dict[str, Any]:
         body = self._builder.response()
         if self._keep:
-            record = ResponseRecord(
-                id=body["id"],
-                created_at=body["created_at"],
-                body=json.dumps(body),
-                items=_ITEMS.dump_json([*self._items, *self._builder.items]).decode(),
-                container_id=self._container_id,
-            )
-            self._store.add_response(record)
+            self._session.save(body["created_at"], json.dumps(body), self._builder.items)
         return body
 
 

@@ -9,14 +9,14 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from ...conversation.loop import ToolLoop
+from ...conversation.session import SessionService
 from ...workspace.containers import ContainerService
 from ...workspace.files import FileService
 from ...workspace.records import Page
-from ...workspace.store import Store
+from ..services import services
 from ._models import ListObject
 
-__all__ = ["Containers", "Files", "Loop", "Order", "Responses", "fd_response", "list_object"]
+__all__ = ["Containers", "Files", "Order", "Sessions", "fd_response", "list_object"]
 
 T = TypeVar("T")
 W = TypeVar("W")
@@ -25,29 +25,20 @@ _CHUNK = 1024 * 1024
 
 
 def _containers(request: Request) -> ContainerService:
-    service: ContainerService = request.app.state.containers
-    return service
+    return services(request).containers
 
 
 def _files(request: Request) -> FileService:
-    service: FileService = request.app.state.files
-    return service
+    return services(request).files
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-def _loop(request: Request) -> ToolLoop:
-    loop: ToolLoop = request.app.state.loop
-    return loop
+def _sessions(request: Request) -> SessionService:
+    return services(request).sessions
 
 
 Containers = Annotated[ContainerService, Depends(_containers)]
 Files = Annotated[FileService, Depends(_files)]
-Responses = Annotated[Store, Depends(_store)]
-Loop = Annotated[ToolLoop, Depends(_loop)]
+Sessions = Annotated[SessionService, Depends(_sessions)]
 
 
 def list_object(page: Page[T], render: Callable[[T], W], ids: Callable[[W], str]) -> ListObject[W]:
