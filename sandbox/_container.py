@@ -7,7 +7,9 @@ the container stops (Docker's `die` and `oom` events, relayed by the manager).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,20 @@ from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
 from ._errors import SandboxStartError
 from ._kernel import KernelClient, clear_run_dir, read_connection_file, write_connection_file
 
-__all__ = ["KernelContainer"]
+__all__ = ["Death", "KernelContainer"]
+
+# A kernel that died of SIGKILL, and how long to wait for Docker to say whether the OOM killer sent it.
+_SIGKILLED = 137
+_OOM_REPORT_WAIT = 1.0
+
+
+@dataclass(frozen=True)
+class Death:
+    """How a sandbox's kernel died, in no engine's terms."""
+
+    exit_code: int
+    oom_killed: bool
+    """The OOM killer took it: the sandbox's memory limit, not the code, ended it."""
 
 
 class KernelContainer:
@@ -101,6 +116,18 @@ class KernelContainer:
             self.died.clear()
             return None
         return info
+
+    async def death(self, info: ContainerInfo) -> Death:
+        """How the stopped container's kernel died: the OOM killer, or another cause with its exit code."""
+        oom = self.oom.is_set() or info.oom_killed
+        if not oom and info.exit_code == _SIGKILLED:
+            # A SIGKILL is nearly always the OOM killer, and Docker may report its kill after the death:
+            # the `oom` event or the OOMKilled flag can trail the `die` event. Give them a moment.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.oom.wait(), _OOM_REPORT_WAIT)
+            later = await self.stopped()
+            oom = self.oom.is_set() or (later is not None and later.oom_killed)
+        return Death(exit_code=info.exit_code, oom_killed=oom)
 
     def oom_kills(self) -> int | None:
         return self._runtime.oom_kills(self.id or "")

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from ._budget import OutputBudget, OutputLimits
 from ._config import SandboxConfig
-from ._container import KernelContainer
+from ._container import Death, KernelContainer
 from ._disk import create_disk, release_disk
 from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
 from ._errors import (
@@ -46,9 +46,6 @@ _DISK_IMAGE = "data.img"
 
 # How often a waiting execution looks up from the kernel to check its deadline and the container.
 _POLL = 0.1
-# A kernel that died of SIGKILL, and how long to wait for Docker to say whether the OOM killer sent it.
-_SIGKILLED = 137
-_OOM_REPORT_WAIT = 1.0
 # Up to this many entries, /mnt/data is scanned on the event loop (tens of microseconds).
 _SCAN_IN_PLACE = 200
 
@@ -263,7 +260,7 @@ class Sandbox:
             if item is not None:
                 yield item
             elif self._box.died.is_set() and (info := await self._box.stopped()) is not None:
-                yield await self._recover(info)
+                yield await self._recover(await self._box.death(info))
                 return
             elif await kernel.replied():
                 replied_at = replied_at or time.monotonic()
@@ -355,23 +352,15 @@ class Sandbox:
         counted = kills_before is not None and kills_now is not None and kills_now > kills_before
         return counted or self._box.oom.is_set()
 
-    async def _recover(self, info: ContainerInfo) -> _Verdict:
-        oom = self._box.oom.is_set() or info.oom_killed
-        if not oom and info.exit_code == _SIGKILLED:
-            # A SIGKILL is nearly always the OOM killer, and Docker may report its kill after the death:
-            # the `oom` event or the OOMKilled flag can trail the `die` event. Give them a moment.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._box.oom.wait(), _OOM_REPORT_WAIT)
-            later = await self._box.stopped()
-            oom = self._box.oom.is_set() or (later is not None and later.oom_killed)
+    async def _recover(self, death: Death) -> _Verdict:
         await self._restart()
-        if oom:
+        if death.oom_killed:
             message = (
                 f"The code used more than the sandbox's {self.spec.memory_limit} memory limit, so the kernel "
                 "was killed and restarted; its variables are gone."
             )
             return _Verdict(ExecutionStatus.OUT_OF_MEMORY, state_kept=False, message=message)
-        message = f"The kernel died (exit code {info.exit_code}) and was restarted; its variables are gone."
+        message = f"The kernel died (exit code {death.exit_code}) and was restarted; its variables are gone."
         return _Verdict(ExecutionStatus.KERNEL_DIED, state_kept=False, message=message)
 
     async def restart(self) -> None:
