@@ -6,8 +6,15 @@ from pathlib import Path
 
 from ._models import SandboxSpec
 
-__all__ = ["DATA_DIR", "SANDBOX_ID", "labels_for", "spec_from_labels"]
+__all__ = [
+    "DATA_DIR",
+    "MANAGED_LABEL",
+    "SANDBOX_ID",
+    "labels_for",
+    "spec_from_labels",
+]
 
+MANAGED_LABEL = "kernelgate.managed"
 DATA_DIR = "kernelgate.data_dir"
 SANDBOX_ID = "kernelgate.sandbox_id"
 _CREATED = "kernelgate.created_at"

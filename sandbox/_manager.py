@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ._backend import Backend, ContainerEvent, ContainerInfo, Watch
 from ._config import SandboxConfig
 from ._disk import available as disk_limits_unavailable
-from ._docker import MANAGED_LABEL, ContainerEvent, ContainerInfo, ContainerRuntime, EventWatch
 from ._errors import (
     CapacityExceeded,
     DataDirInUse,
@@ -35,9 +35,10 @@ from ._errors import (
     SandboxExpired,
     SandboxNotFound,
 )
-from ._labels import DATA_DIR, SANDBOX_ID, spec_from_labels
+from ._labels import DATA_DIR, MANAGED_LABEL, SANDBOX_ID, spec_from_labels
 from ._models import SandboxSpec
 from ._sandbox import Sandbox, remove_home
+from .backends.docker import DockerBackend
 
 __all__ = ["EngineStatus", "Recovery", "SandboxManager"]
 
@@ -80,13 +81,14 @@ class _State(enum.Enum):
 class SandboxManager:
     """Owns the sandboxes of one data directory. Use as `async with SandboxManager(config) as manager:`."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, backend: Backend | None = None) -> None:
+        """`backend`: what runs the sandboxes' kernels; by default the Docker engine at config.docker_host."""
         self.config = config
-        self._runtime = ContainerRuntime(config.docker_host)
+        self._runtime: Backend = backend if backend is not None else DockerBackend(config.docker_host)
         self._sandboxes: dict[str, Sandbox] = {}
         self._ended: OrderedDict[str, bool] = OrderedDict()  # sandbox id -> expired?
         self._state = _State.UNOPENED
-        self._watch: EventWatch | None = None
+        self._watch: Watch | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None

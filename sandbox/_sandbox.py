@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ._backend import Backend, ContainerInfo, ContainerSpec, Death
 from ._budget import OutputBudget, OutputLimits
 from ._config import SandboxConfig
-from ._container import Death, KernelContainer
 from ._disk import create_disk, release_disk
-from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
 from ._errors import (
     DiskFull,
     FileNotFoundInSandbox,
@@ -78,7 +77,7 @@ class Sandbox:
         sandbox_id: str,
         spec: SandboxSpec,
         config: SandboxConfig,
-        runtime: ContainerRuntime,
+        backend: Backend,
         created_at: float,
         *,
         limit_disk: bool = False,
@@ -88,19 +87,13 @@ class Sandbox:
         self.created_at = created_at
         self.last_active = created_at
         self._config = config
-        self._runtime = runtime
         self._home = config.sandboxes_dir / sandbox_id
         self._run_dir = config.run_dir / sandbox_id
         self._control_dir = config.control_dir / sandbox_id
         self._limit_disk = limit_disk
         self._files = FileStore(self._home / "data", config.user)
-        self._box = KernelContainer(
-            sandbox_id,
-            self._control_dir,
-            self._run_dir,
-            runtime,
-            config.kernel_start_timeout,
-            config.max_message_bytes,
+        self._box = backend.box(
+            sandbox_id, self._control_dir, self._run_dir, config.kernel_start_timeout, config.max_message_bytes
         )
         self._limits = OutputLimits(
             text_chars=config.max_output_chars,

@@ -71,7 +71,7 @@ def _third_party(path: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("library", "seams"),
     [
-        ("docker", {"sandbox/_docker.py"}),
+        ("docker", {"sandbox/backends/docker"}),
         ("jupyter_client", {"sandbox/_kernel.py"}),
         ("fastapi", {"gateway/_app.py", "gateway/_limits.py", "gateway/wire"}),
         ("anthropic", {"gateway/upstreams/anthropic.py"}),

@@ -269,9 +269,9 @@ async def test_a_container_removed_while_a_manager_starts_is_skipped(
     data_dir: Path, docker_client: docker.DockerClient
 ) -> None:
     """Listing leftovers while another process removes containers does not fail the start."""
-    from sandbox._docker import ContainerRuntime
+    from sandbox.backends.docker import DockerBackend
 
-    runtime = ContainerRuntime(None)
+    runtime = DockerBackend(None)
     first = SandboxManager(config_for(data_dir))
     await first.start()
     sandbox = await first.create(SandboxSpec(memory_limit="256m"))

@@ -9,28 +9,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._docker import ContainerInfo, ContainerRuntime, ContainerSpec
-from ._errors import SandboxStartError
-from ._kernel import KernelClient, clear_run_dir, read_connection_file, write_connection_file
+from ..._backend import ContainerInfo, ContainerSpec, Death
+from ..._errors import SandboxStartError
+from ..._kernel import KernelClient, clear_run_dir, read_connection_file, write_connection_file
 
-__all__ = ["Death", "KernelContainer"]
+if TYPE_CHECKING:
+    from ._engine import DockerBackend
+
+__all__ = ["KernelContainer"]
 
 # A kernel that died of SIGKILL, and how long to wait for Docker to say whether the OOM killer sent it.
 _SIGKILLED = 137
 _OOM_REPORT_WAIT = 1.0
-
-
-@dataclass(frozen=True)
-class Death:
-    """How a sandbox's kernel died, in no engine's terms."""
-
-    exit_code: int
-    oom_killed: bool
-    """The OOM killer took it: the sandbox's memory limit, not the code, ended it."""
 
 
 class KernelContainer:
@@ -39,7 +32,7 @@ class KernelContainer:
         sandbox_id: str,
         control_dir: Path,
         run_dir: Path,
-        runtime: ContainerRuntime,
+        runtime: DockerBackend,
         start_timeout: float,
         max_message_bytes: int,
     ) -> None:

@@ -15,7 +15,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,69 +23,18 @@ import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Mount, Ulimit
 
-from ._errors import DockerUnavailable, ImageNotFound, SandboxError
+from ..._backend import ContainerEvent, ContainerGone, ContainerInfo, ContainerSpec, HostInfo
+from ..._errors import DockerUnavailable, ImageNotFound, SandboxError
+from ..._labels import MANAGED_LABEL
+from ._box import KernelContainer
 
-__all__ = [
-    "MANAGED_LABEL",
-    "ContainerEvent",
-    "ContainerInfo",
-    "ContainerRuntime",
-    "ContainerSpec",
-    "EventWatch",
-    "HostInfo",
-]
+__all__ = ["DockerBackend", "EventWatch"]
 
 log = logging.getLogger("kernelgate.sandbox")
 P = ParamSpec("P")
 T = TypeVar("T")
 
-MANAGED_LABEL = "kernelgate.managed"
 _DEFAULT_HOST = "unix:///var/run/docker.sock"
-
-
-class ContainerGone(SandboxError):
-    """Strictly private: the container no longer exists in Docker."""
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerSpec:
-    name: str
-    image: str
-    labels: dict[str, str]
-    memory_bytes: int
-    cpus: float
-    pids_limit: int
-    user: str
-    network: bool
-    tmpfs_bytes: int
-    runtime: str | None = None
-    mounts: dict[Path, str] = field(default_factory=dict)
-    """Host directory -> path inside the container, mounted read-write."""
-    read_only_mounts: dict[Path, str] = field(default_factory=dict)
-    environment: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerInfo:
-    id: str
-    labels: dict[str, str]
-    running: bool
-    exit_code: int
-    oom_killed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class HostInfo:
-    memory: int
-    """Bytes."""
-    runtimes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerEvent:
-    container_id: str
-    action: str
-    """`die` or `oom`."""
 
 
 class EventWatch:
@@ -120,8 +68,8 @@ def _map_errors(image: str | None = None) -> Iterator[None]:
         raise DockerUnavailable(msg) from exc
 
 
-class ContainerRuntime:
-    """Async facade over one Docker engine."""
+class DockerBackend:
+    """The Docker engine as a sandbox backend: an async facade over it, and each sandbox's container."""
 
     def __init__(self, docker_host: str | None) -> None:
         self._host = docker_host
@@ -331,6 +279,11 @@ class ContainerRuntime:
         thread = threading.Thread(target=pump, name="kernelgate-docker-events", daemon=True)
         thread.start()
         return EventWatch(stream, thread)
+
+    def box(
+        self, sandbox_id: str, control_dir: Path, run_dir: Path, start_timeout: float, max_message_bytes: int
+    ) -> KernelContainer:
+        return KernelContainer(sandbox_id, control_dir, run_dir, self, start_timeout, max_message_bytes)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

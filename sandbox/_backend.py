@@ -1,0 +1,160 @@
+"""What a sandbox needs from the system that runs its kernels: the seam a new backend implements.
+
+    Backend                         one per manager: the engine, and every sandbox's container in it
+    ├── version() host() image_id()     is the engine there, how much memory it has, is the image there
+    ├── watch(label, on_event)          `die` and `oom` events of the containers with a label
+    ├── list_managed(label)             the containers an earlier manager left, to adopt or remove
+    ├── remove(container_id)            a container no sandbox owns any more
+    └── box(...) -> Box                 a sandbox's container, not started yet
+    Box                             one per sandbox: a container with a kernel in it
+    ├── start(spec, owner) adopt(info)  run it and connect to its kernel; or reconnect to a live one
+    ├── interrupt() restart(...)        SIGINT for the code; a fresh kernel with /mnt/data kept
+    ├── stopped() death(info)           whether it really stopped, and how its kernel died (OOM or not)
+    ├── kernel                          the connected KernelClient
+    └── remove()
+
+The Docker engine (with any runtime it has registered: runc, gVisor's runsc) is the one backend today:
+`backends/docker/`. `tests/test_backend.py` is the contract every backend must pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ._errors import SandboxError
+
+if TYPE_CHECKING:
+    from ._kernel import KernelClient
+
+__all__ = [
+    "Backend",
+    "Box",
+    "ContainerEvent",
+    "ContainerGone",
+    "ContainerInfo",
+    "ContainerSpec",
+    "Death",
+    "HostInfo",
+    "Watch",
+]
+
+
+class ContainerGone(SandboxError):
+    """Strictly private: the container no longer exists in Docker."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    name: str
+    image: str
+    labels: dict[str, str]
+    memory_bytes: int
+    cpus: float
+    pids_limit: int
+    user: str
+    network: bool
+    tmpfs_bytes: int
+    runtime: str | None = None
+    mounts: dict[Path, str] = field(default_factory=dict)
+    """Host directory -> path inside the container, mounted read-write."""
+    read_only_mounts: dict[Path, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    id: str
+    labels: dict[str, str]
+    running: bool
+    exit_code: int
+    oom_killed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    memory: int
+    """Bytes."""
+    runtimes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEvent:
+    container_id: str
+    action: str
+    """`die` or `oom`."""
+
+
+@dataclass(frozen=True)
+class Death:
+    """How a sandbox's kernel died, in no engine's terms."""
+
+    exit_code: int
+    oom_killed: bool
+    """The OOM killer took it: the sandbox's memory limit, not the code, ended it."""
+
+
+class Watch(Protocol):
+    """A running subscription to the backend's container events."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class Box(Protocol):
+    """One sandbox's container with its kernel."""
+
+    name: str
+    id: str | None
+    kernel: KernelClient | None
+    died: asyncio.Event
+    """Set when the container may have stopped; `stopped()` says whether it really did."""
+    oom: asyncio.Event
+    """Set when the OOM killer took a process in the container."""
+
+    def notify(self, action: str) -> None: ...
+
+    async def start(self, spec: ContainerSpec, owner: tuple[int, int] | None) -> None: ...
+
+    async def adopt(self, info: ContainerInfo) -> None: ...
+
+    async def restart(self, still_wanted: Callable[[], None]) -> None: ...
+
+    async def interrupt(self) -> None: ...
+
+    async def stopped(self) -> ContainerInfo | None: ...
+
+    async def death(self, info: ContainerInfo) -> Death: ...
+
+    def oom_kills(self) -> int | None: ...
+
+    def close_kernel(self) -> None: ...
+
+    async def remove(self) -> None: ...
+
+
+class Backend(Protocol):
+    """The engine sandboxes run in."""
+
+    async def version(self) -> str: ...
+
+    async def host(self) -> HostInfo: ...
+
+    async def image_id(self, image: str) -> str | None: ...
+
+    async def list_managed(self, label: str) -> list[ContainerInfo]: ...
+
+    async def remove(self, container_id: str) -> None: ...
+
+    async def watch(self, label: str, on_event: Callable[[ContainerEvent], None]) -> Watch: ...
+
+    def box(
+        self, sandbox_id: str, control_dir: Path, run_dir: Path, start_timeout: float, max_message_bytes: int
+    ) -> Box: ...
+
+    def close(self) -> None: ...
