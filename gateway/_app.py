@@ -19,13 +19,17 @@ from ._settings import Settings
 from .conversation.loop import ToolLoop
 from .conversation.session import SessionService
 from .upstreams.router import Cassette, ModelRouter
-from .wire.openai import containers_router, error_response, files_router, install_error_handlers, responses_router
+from .wire.format import WireFormat, format_for, install_error_handlers
+from .wire.openai import OPENAI
 from .wire.services import Services
 from .workspace.containers import ContainerService
 from .workspace.files import FileService
 from .workspace.store import Store
 
-__all__ = ["Gateway", "create_app"]
+__all__ = ["WIRE_FORMATS", "Gateway", "create_app"]
+
+WIRE_FORMATS: list[WireFormat] = [OPENAI]
+"""The client wire formats the app serves; the first answers for paths under no format's prefix."""
 
 log = logging.getLogger("kernelgate.gateway")
 
@@ -81,18 +85,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.close()
 
     app = FastAPI(title="kernelgate", version="0.1.0", lifespan=lifespan)
-    install_error_handlers(app)
+    install_error_handlers(app, WIRE_FORMATS)
     app.add_middleware(
         BodyLimit,
         upload_bytes=settings.max_upload_bytes,
         json_bytes=settings.max_json_bytes,
-        render=lambda exc: error_response(413, str(exc)),
+        render=lambda exc, path: format_for(path, WIRE_FORMATS).too_large(exc),
     )
     app.add_api_route("/health", health, methods=["GET"], summary="Docker and kernel image status")
     guard = [Depends(api_key_check(settings.api_key))]
-    app.include_router(containers_router, dependencies=[*guard, Depends(_sandboxes_ready)])
-    app.include_router(responses_router, dependencies=[*guard, Depends(_sandboxes_ready)])
-    app.include_router(files_router, dependencies=guard)  # files need no Docker
+    for wire in WIRE_FORMATS:
+        for mounted in wire.routers:
+            ready = [Depends(_sandboxes_ready)] if mounted.needs_sandboxes else []
+            app.include_router(mounted.router, dependencies=[*guard, *ready])
     return app
 
 

@@ -29,7 +29,11 @@ class BodyLimit:
     """
 
     def __init__(
-        self, app: ASGIApp, upload_bytes: int, json_bytes: int, render: Callable[[PayloadTooLarge], Response]
+        self,
+        app: ASGIApp,
+        upload_bytes: int,
+        json_bytes: int,
+        render: Callable[[PayloadTooLarge, str], Response],
     ) -> None:
         self._app = app
         self._upload = PayloadTooLarge(upload_bytes, "KERNELGATE_MAX_UPLOAD_BYTES")
@@ -51,7 +55,7 @@ class BodyLimit:
         error, allowed = self._limit(scope["path"], headers)
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > allowed:
-            await self._render(error)(scope, receive, send)
+            await self._render(error, scope["path"])(scope, receive, send)
             return
         received = 0
         exceeded = False
@@ -70,7 +74,7 @@ class BodyLimit:
             if not exceeded:
                 await send(message)
             elif message["type"] == "http.response.start":
-                await self._render(error)(scope, receive, send)
+                await self._render(error, scope["path"])(scope, receive, send)
 
         await self._app(scope, counting, sending)
 

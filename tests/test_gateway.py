@@ -86,3 +86,43 @@ async def test_every_registered_api_has_a_client_that_serves_models(api: str) ->
         assert model.name == "Name/model"
     finally:
         await upstream.aclose()
+
+
+def test_each_wire_format_answers_errors_under_its_own_prefix() -> None:
+    """An error under a format's prefix is worded by that format; a path under none by the first (OpenAI's)."""
+    from fastapi import APIRouter, FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.responses import Response
+
+    from gateway._errors import InvalidRequest
+    from gateway.testing import run_app
+    from gateway.wire.format import WireFormat, WireRouter, install_error_handlers
+    from gateway.wire.openai import OPENAI
+
+    async def plain(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"type": "error", "error": {"message": str(exc)}}, status_code=418)
+
+    router = APIRouter(prefix="/other")
+
+    @router.get("/fails")
+    async def fails() -> None:
+        msg = "worded by the other format"
+        raise InvalidRequest(msg)
+
+    other = WireFormat(
+        "other", "/other", [WireRouter(router)], {Exception: plain}, lambda exc: Response(status_code=413)
+    )
+    app = FastAPI()
+    app.include_router(router)
+    install_error_handlers(app, [OPENAI, other])
+    with run_app(app) as base_url:
+        mine = httpx.get(f"{base_url}/other/fails")
+        unknown_mine = httpx.get(f"{base_url}/other/nowhere")
+        unknown = httpx.get(f"{base_url}/elsewhere")
+    assert (mine.status_code, mine.json()) == (
+        418,
+        {"type": "error", "error": {"message": "worded by the other format"}},
+    )
+    assert unknown_mine.status_code == 418
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["message"] == "Invalid URL (GET /elsewhere)"

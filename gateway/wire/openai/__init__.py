@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from ..format import WireFormat, WireRouter
 from ._containers_api import router as containers_router
-from ._errors import error_response, install_error_handlers
+from ._errors import HANDLERS, error_response
 from ._files_api import router as files_router
 from ._responses_api import router as responses_router
 
-__all__ = [
-    "containers_router",
-    "error_response",
-    "files_router",
-    "install_error_handlers",
-    "responses_router",
-]
+__all__ = ["OPENAI"]
+
+OPENAI = WireFormat(
+    name="openai",
+    prefix="/v1",
+    routers=[WireRouter(containers_router), WireRouter(responses_router), WireRouter(files_router, False)],
+    handlers=HANDLERS,
+    too_large=lambda exc: error_response(413, str(exc)),
+)
+"""OpenAI's Responses (code_interpreter), Containers, Container Files and Files APIs under /v1."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -41,8 +41,9 @@ from ..._errors import (
     Unauthorized,
     Unavailable,
 )
+from ..format import Handler
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["HANDLERS", "error_response"]
 
 log = logging.getLogger("kernelgate.gateway")
 
@@ -143,9 +144,11 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "The server had an error while processing your request.")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(GatewayError, _gateway_error)
-    app.add_exception_handler(SandboxError, _sandbox_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+HANDLERS: dict[type[Exception], Handler] = {
+    GatewayError: _gateway_error,
+    SandboxError: _sandbox_error,
+    RequestValidationError: _validation_error,
+    StarletteHTTPException: _http_error,
+    Exception: _unexpected,
+}
+"""Every failure under /v1, answered in OpenAI's shape (the app dispatches to it by path)."""
