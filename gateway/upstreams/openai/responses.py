@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
+from openai.types.responses import FunctionToolParam, ResponseInputContentParam, ResponseInputItemParam
 
 from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
 from ...conversation.model import (
@@ -34,26 +35,30 @@ from .client import OpenAIClient, image_urls, upstream_errors
 __all__ = ["ResponsesModel", "ResponsesUpstream"]
 
 
-def _tool(function: FunctionTool) -> dict[str, Any]:
+def _tool(function: FunctionTool) -> FunctionToolParam:
     """A function tool in the Responses API's flat shape."""
-    tool: dict[str, Any] = {"type": "function", "name": function.name, "parameters": function.parameters}
+    parameters = dict(function.parameters)
+    tool: FunctionToolParam = {"type": "function", "name": function.name, "parameters": parameters, "strict": False}
     if function.description:
         tool["description"] = function.description
-    return {**tool, "strict": False}
+    return tool
 
 
-def input_items(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
+def input_items(turn: Turn, vision: bool = False) -> list[ResponseInputItemParam]:
     """The conversation as Responses input items; with `vision`, a call's images follow its output."""
-    items: list[dict[str, Any]] = []
+    items: list[ResponseInputItemParam] = []
     for item in turn.items:
         items.extend(_items_of(item))
         if vision and isinstance(item, CodeCall) and item.images:
-            parts = [{"type": "input_image", "image_url": url, "detail": "auto"} for url in image_urls(item)]
-            items.append({"role": "user", "content": [{"type": "input_text", "text": IMAGES_NOTE}, *parts]})
+            note: ResponseInputContentParam = {"type": "input_text", "text": IMAGES_NOTE}
+            parts: list[ResponseInputContentParam] = [
+                {"type": "input_image", "image_url": url, "detail": "auto"} for url in image_urls(item)
+            ]
+            items.append({"role": "user", "content": [note, *parts]})
     return items
 
 
-def _items_of(item: Item) -> list[dict[str, Any]]:
+def _items_of(item: Item) -> list[ResponseInputItemParam]:
     if isinstance(item, UserMessage):
         return [{"role": "user", "content": item.text}]
     if isinstance(item, AssistantMessage):
@@ -96,8 +101,8 @@ class ResponsesModel:
             stream = await self._client.responses.create(
                 model=self._upstream_model,
                 instructions=turn.instructions,
-                input=input_items(turn, self._vision),  # type: ignore[arg-type]  # plain dicts in the SDK's TypedDict shapes
-                tools=tools,  # type: ignore[arg-type]
+                input=input_items(turn, self._vision),
+                tools=tools,
                 parallel_tool_calls=False,
                 store=False,
                 stream=self._stream,
