@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .registry import REGISTRY
+from .registry import REGISTRY, ApiName
 
 __all__ = ["Provider", "ProvidersFileError", "builtin_providers", "load_providers"]
 
@@ -36,7 +36,7 @@ class Provider(BaseModel):
     api_key: str | None = None
     api_key_env: str | None = None
     """The variable the key is read from, named when it is missing."""
-    api: str = "chat"
+    api: ApiName = "chat"
     """The API it speaks: a name in the registry (`chat`, `responses`, `anthropic`, `gemini`)."""
     stream: bool = True
     """Ask for streamed answers; false for servers that cannot stream tool calls."""
@@ -45,14 +45,6 @@ class Provider(BaseModel):
     `anthropic` and `gemini`, whose tool results take images, off for OpenAI-compatible servers)."""
     max_output_tokens: int | None = Field(default=None, gt=0)
     """Each turn's output limit when the request sets none; Anthropic needs one, so it defaults to 8192."""
-
-    @field_validator("api")
-    @classmethod
-    def _known_api(cls, api: str) -> str:
-        if api not in REGISTRY:
-            msg = f"api must be one of {', '.join(map(repr, REGISTRY))}, not {api!r}"
-            raise ValueError(msg)
-        return api
 
     @model_validator(mode="before")
     @classmethod

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import httpx2
+from pydantic import AfterValidator
 
 if TYPE_CHECKING:
     from ..conversation.model import Model
     from .providers import Provider
 
-__all__ = ["REGISTRY", "Entry", "Upstream", "upstream_class"]
+__all__ = ["REGISTRY", "ApiName", "Entry", "Upstream", "upstream_class"]
 
 
 class Upstream(Protocol):
@@ -61,6 +62,17 @@ REGISTRY: dict[str, Entry] = {
         base_url_variable="GOOGLE_GEMINI_BASE_URL",
     ),
 }
+
+
+def _registered(api: str) -> str:
+    if api not in REGISTRY:
+        msg = f"api must be one of {', '.join(map(repr, REGISTRY))}, not {api!r}"
+        raise ValueError(msg)
+    return api
+
+
+ApiName = Annotated[str, AfterValidator(_registered)]
+"""A field naming an upstream API: one with a line in REGISTRY."""
 
 
 def upstream_class(api: str) -> type[Upstream]:
