@@ -11,13 +11,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import openai
-
 from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
 from ...conversation.model import (
     CodeDelta,
     FunctionTool,
-    Model,
     ModelEvent,
     Stopped,
     TextDelta,
@@ -25,7 +22,7 @@ from ...conversation.model import (
     Usage,
 )
 from ..python_tool import IMAGES_NOTE, PYTHON, ToolCall, python_function, result_for_model
-from .client import OpenAIClient, image_urls, upstream_errors
+from .client import OpenAIClient, OpenAIModel, image_urls, upstream_errors
 
 __all__ = ["ChatModel", "ChatUpstream", "function_tool"]
 
@@ -77,22 +74,7 @@ def function_tool(tool: FunctionTool) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-class ChatUpstream(OpenAIClient):
-    def model(self, name: str, upstream_model: str) -> Model:
-        vision = self._provider.takes_images
-        return ChatModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
-
-
-class ChatModel:
-    def __init__(
-        self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True, vision: bool = False
-    ) -> None:
-        self.name = name
-        self._upstream_model = upstream_model
-        self._client = client
-        self._stream = stream
-        self._vision = vision
-
+class ChatModel(OpenAIModel):
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
         functions = {f.name for f in turn.functions}
         with upstream_errors():
@@ -175,3 +157,7 @@ def _sampling(turn: Turn) -> dict[str, float]:
     """temperature and top_p, when the request set them."""
     values = {"temperature": turn.sampling.temperature, "top_p": turn.sampling.top_p}
     return {name: value for name, value in values.items() if value is not None}
+
+
+class ChatUpstream(OpenAIClient):
+    model_class = ChatModel

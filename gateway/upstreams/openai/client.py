@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import httpx2
 import openai
 
 from ...conversation.items import CodeCall
-from ...conversation.model import ModelError
+from ...conversation.model import Model, ModelError, ModelEvent, Turn
 from ..providers import Provider
 
-__all__ = ["OpenAIClient", "image_urls", "upstream_errors"]
+__all__ = ["OpenAIClient", "OpenAIModel", "image_urls", "upstream_errors"]
+
+
+class OpenAIModel(ABC):
+    """A model behind one of OpenAI's APIs: the client, and how the provider wants it asked."""
+
+    def __init__(
+        self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True, vision: bool = False
+    ) -> None:
+        self.name = name
+        self._upstream_model = upstream_model
+        self._client = client
+        self._stream = stream
+        self._vision = vision
+
+    @abstractmethod
+    def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]: ...
 
 
 class OpenAIClient:
     """The openai SDK's client for one provider: streaming, timeouts, retries with backoff."""
+
+    model_class: ClassVar[type[OpenAIModel]]
+    """The API's model: Chat Completions' or the Responses API's."""
 
     def __init__(self, provider: Provider, timeout: float, http_client: httpx2.AsyncClient | None) -> None:
         self._provider = provider
@@ -29,6 +50,10 @@ class OpenAIClient:
             max_retries=2,
             http_client=http_client,
         )
+
+    def model(self, name: str, upstream_model: str) -> Model:
+        vision = self._provider.takes_images
+        return self.model_class(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -20,7 +20,6 @@ from ...conversation.model import (
     CodeReady,
     FunctionCallRequested,
     FunctionTool,
-    Model,
     ModelError,
     ModelEvent,
     Stopped,
@@ -30,7 +29,7 @@ from ...conversation.model import (
 )
 from ..arguments import CodeArgumentDecoder, code_of
 from ..python_tool import IMAGES_NOTE, PYTHON, python_function, result_for_model
-from .client import OpenAIClient, image_urls, upstream_errors
+from .client import OpenAIClient, OpenAIModel, image_urls, upstream_errors
 
 __all__ = ["ResponsesModel", "ResponsesUpstream"]
 
@@ -79,22 +78,7 @@ def _given(value: float | None) -> float | openai.Omit:
     return openai.omit if value is None else value
 
 
-class ResponsesUpstream(OpenAIClient):
-    def model(self, name: str, upstream_model: str) -> Model:
-        vision = self._provider.takes_images
-        return ResponsesModel(name, upstream_model, self._client, stream=self._provider.stream, vision=vision)
-
-
-class ResponsesModel:
-    def __init__(
-        self, name: str, upstream_model: str, client: openai.AsyncOpenAI, *, stream: bool = True, vision: bool = False
-    ) -> None:
-        self.name = name
-        self._upstream_model = upstream_model
-        self._client = client
-        self._stream = stream
-        self._vision = vision
-
+class ResponsesModel(OpenAIModel):
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
         tools = [_tool(f) for f in (python_function(turn.memory_limit), *turn.functions)]
         with upstream_errors():
@@ -177,3 +161,7 @@ def _stopped(response: Any) -> Stopped:
     details = response.incomplete_details
     reason = details.reason if details is not None else None
     return Stopped("content_filter" if reason == "content_filter" else "max_output_tokens")
+
+
+class ResponsesUpstream(OpenAIClient):
+    model_class = ResponsesModel
