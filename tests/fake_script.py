@@ -10,6 +10,13 @@ Api = Literal["chat", "responses", "anthropic", "gemini"]
 APIS: tuple[Api, ...] = ("chat", "responses", "anthropic", "gemini")
 
 
+def path_for(api: Api, *, streamed: bool, model: str = "m") -> str:
+    """The URL path a request of this API asks for (without the query: Gemini's stream adds `alt=sse`)."""
+    if api == "gemini":
+        return f"/v1beta/models/{model}:{'streamGenerateContent' if streamed else 'generateContent'}"
+    return {"chat": "/v1/chat/completions", "responses": "/v1/responses", "anthropic": "/v1/messages"}[api]
+
+
 @dataclass
 class Reply:
     """One scripted answer: text, then a python call or a client function call; or an HTTP error, or silence."""

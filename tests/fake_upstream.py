@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,54 +77,50 @@ class FakeUpstream:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             reply = await self._take(request, fake_openai.check_chat, fake_openai.seen_chat)
-            status = 400 if reply is None else reply.status
-            if reply is None or status is not None:
-                return JSONResponse(fake_openai.error(status or 400), status_code=status or 400)
-            if not self.seen[-1].body.get("stream"):
-                return JSONResponse(fake_openai.chat_completion(reply))
-            if reply.garbage:
-                return _GARBAGE
-            return StreamingResponse(fake_openai.chat_chunks(reply), media_type="text/event-stream")
+            return _answer(
+                reply,
+                fake_openai.error,
+                streamed=bool(self.seen[-1].body.get("stream")) if reply else False,
+                whole=fake_openai.chat_completion,
+                events=fake_openai.chat_chunks,
+            )
 
         @app.post("/v1/responses")
         async def responses(request: Request) -> Response:
             reply = await self._take(request, fake_openai.check_responses, fake_openai.seen_responses)
-            status = 400 if reply is None else reply.status
-            if reply is None or status is not None:
-                return JSONResponse(fake_openai.error(status or 400), status_code=status or 400)
-            model = self.seen[-1].model
-            if not self.seen[-1].body.get("stream"):
-                return JSONResponse(fake_openai.response(model, reply))
-            if reply.garbage:
-                return _GARBAGE
-            return StreamingResponse(fake_openai.response_events(model, reply), media_type="text/event-stream")
+            model = self.seen[-1].model if reply else ""
+            return _answer(
+                reply,
+                fake_openai.error,
+                streamed=bool(self.seen[-1].body.get("stream")) if reply else False,
+                whole=lambda reply: fake_openai.response(model, reply),
+                events=lambda reply: fake_openai.response_events(model, reply),
+            )
 
         @app.post("/v1/messages")
         async def messages(request: Request) -> Response:
             reply = await self._take(request, fake_anthropic.check_request, fake_anthropic.seen)
-            status = 400 if reply is None else reply.status
-            if reply is None or status is not None:
-                return JSONResponse(fake_anthropic.error(status or 400), status_code=status or 400)
-            model = self.seen[-1].model
-            if not self.seen[-1].body.get("stream"):
-                return JSONResponse(fake_anthropic.message(model, reply))
-            if reply.garbage:
-                return _GARBAGE
-            return StreamingResponse(fake_anthropic.events(model, reply), media_type="text/event-stream")
+            model = self.seen[-1].model if reply else ""
+            return _answer(
+                reply,
+                fake_anthropic.error,
+                streamed=bool(self.seen[-1].body.get("stream")) if reply else False,
+                whole=lambda reply: fake_anthropic.message(model, reply),
+                events=lambda reply: fake_anthropic.events(model, reply),
+            )
 
         @app.post("/v1beta/models/{target}")
         async def gemini(target: str, request: Request) -> Response:
             model, _, method = target.partition(":")
             reply = await self._take(request, _gemini_check(method, request), lambda b: fake_gemini.seen(model, b))
-            status = 400 if reply is None else reply.status
-            if reply is None or status is not None:
-                return JSONResponse(fake_gemini.error(status or 400), status_code=status or 400)
             number = len(self.seen)
-            if method == "generateContent":
-                return JSONResponse(fake_gemini.whole(model, reply, number))
-            if reply.garbage:
-                return _GARBAGE
-            return StreamingResponse(fake_gemini.stream(model, reply, number), media_type="text/event-stream")
+            return _answer(
+                reply,
+                fake_gemini.error,
+                streamed=method == "streamGenerateContent",
+                whole=lambda reply: fake_gemini.whole(model, reply, number),
+                events=lambda reply: fake_gemini.stream(model, reply, number),
+            )
 
         return app
 
@@ -132,6 +128,26 @@ class FakeUpstream:
         if reply.hang is not None:
             await asyncio.sleep(reply.hang)
         return reply
+
+
+def _answer(
+    reply: Reply | None,
+    error: Callable[[int], dict[str, Any]],
+    *,
+    streamed: bool,
+    whole: Callable[[Reply], dict[str, Any]],
+    events: Callable[[Reply], AsyncIterator[str]],
+) -> Response:
+    """The API's answer to a request: its error body (400 when the request broke a rule, or the scripted
+    status), the whole answer, or its stream (garbage when the script says so)."""
+    status = 400 if reply is None else reply.status
+    if reply is None or status is not None:
+        return JSONResponse(error(status or 400), status_code=status or 400)
+    if not streamed:
+        return JSONResponse(whole(reply))
+    if reply.garbage:
+        return _GARBAGE
+    return StreamingResponse(events(reply), media_type="text/event-stream")
 
 
 def _gemini_check(method: str, request: Request) -> Check:

@@ -16,6 +16,7 @@ from gateway import Settings
 from gateway.testing import serve
 
 from .conftest import IMAGE, sdk_for, upstream_settings
+from .fake_script import path_for
 from .fake_upstream import APIS, Api, FakeUpstream, Reply, fake_upstream
 from .responses import AUTO, OUTPUTS, function_call
 
@@ -51,14 +52,6 @@ def test_the_iteration_limit_ends_the_response_as_incomplete(upstream: tuple[Fak
     assert len([item for item in response.output if item.type == "code_interpreter_call"]) == 3
 
 
-_PATHS = {
-    "chat": "/v1/chat/completions",
-    "responses": "/v1/responses",
-    "anthropic": "/v1/messages",
-    "gemini": "/v1beta/models/m:streamGenerateContent",
-}
-
-
 @pytest.mark.parametrize("api", APIS)
 def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path, api: Api) -> None:
     """Recorded once against the upstream, the same requests replay offline with the same response; no key is kept."""
@@ -84,7 +77,7 @@ def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path,
         recorded = run(upstream_settings(fake, api, data_dir, cassette=cassette, cassette_mode="record"))
     document = json.loads(cassette.read_text())
     assert len(document["interactions"]) == 3
-    assert document["interactions"][0]["request"]["path"] == _PATHS[api]
+    assert document["interactions"][0]["request"]["path"] == path_for(api, streamed=True)
     assert "sk-secret" not in cassette.read_text()
 
     # The fake upstream is stopped now: nothing answers at its address any more.

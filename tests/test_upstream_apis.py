@@ -22,6 +22,7 @@ from gateway.testing import serve
 
 from . import fake_gemini
 from .conftest import IMAGE, sdk_for, upstream_settings
+from .fake_script import path_for
 from .fake_upstream import APIS, Api, FakeUpstream, Reply, fake_upstream
 from .responses import AUTO, OUTPUTS, calls, function_call, function_output, item, logs, message_text
 
@@ -239,14 +240,6 @@ def test_a_stream_the_api_would_not_send_fails_the_response(served: Served) -> N
     assert response.error.code.startswith("upstream_")
 
 
-_WHOLE = {
-    "chat": "/v1/chat/completions",
-    "responses": "/v1/responses",
-    "anthropic": "/v1/messages",
-    "gemini": "/v1beta/models/m:generateContent",
-}
-
-
 @pytest.mark.parametrize("api", APIS)
 def test_an_upstream_asked_not_to_stream(data_dir: Path, api: Api) -> None:
     """With stream = false the whole answer is asked for, at the API's non-streaming URL; the client sees the same."""
@@ -258,7 +251,9 @@ def test_an_upstream_asked_not_to_stream(data_dir: Path, api: Api) -> None:
     (call,) = calls(response)
     assert (call.code, logs(call)) == ("print('whole')", "whole\n")
     assert response.output_text == "Printed."
-    assert [(seen.path, bool(seen.body.get("stream"))) for seen in fake.seen] == [(_WHOLE[api], False)] * 2
+    assert [(seen.path, bool(seen.body.get("stream"))) for seen in fake.seen] == [
+        (path_for(api, streamed=False), False)
+    ] * 2
     assert response.usage is not None
     assert response.usage.total_tokens == 30
 
