@@ -44,11 +44,7 @@ def test_root(docker_client: docker.DockerClient) -> Iterator[Path]:
     # A short path: the kernel's unix sockets live below it.
     root = Path(tempfile.mkdtemp(prefix="kgt-"))
     yield root
-    leaked = [
-        c
-        for c in labelled(docker_client, "kernelgate.managed=true")
-        if c["Labels"].get("kernelgate.data_dir", "").startswith(str(root))
-    ]
+    leaked = _unowned(docker_client, root)  # every owner is gone by now: any container is a leak
     for container in leaked:
         docker_client.api.remove_container(container["Id"], force=True)
     with open("/proc/mounts") as mounts:  # sandboxes' disks: a removed sandbox unmounts its own
@@ -76,15 +72,17 @@ def _no_container_outlives_its_module(docker_client: docker.DockerClient, test_r
 
 
 def _unowned(client: docker.DockerClient, root: Path) -> list[dict[str, Any]]:
+    """The containers of this session's data directories that no live shared owner holds."""
+    live: dict[str, set[str]] = {}  # each owner asked once per check
     unowned = []
     for container in labelled(client, "kernelgate.managed=true"):
         labels = container["Labels"]
         data_dir = labels.get("kernelgate.data_dir", "")
         if not data_dir.startswith(f"{root}/"):
             continue
-        owner = _OWNERS.get(data_dir)
-        live = owner() if owner is not None else set()
-        if not {labels.get("kernelgate.sandbox_id"), labels.get("kernelgate.label.container_id")} & live:
+        if data_dir not in live:
+            live[data_dir] = _OWNERS[data_dir]() if data_dir in _OWNERS else set()
+        if not {labels.get("kernelgate.sandbox_id"), labels.get("kernelgate.label.container_id")} & live[data_dir]:
             unowned.append(container)
     return unowned
 
