@@ -36,8 +36,12 @@ __all__ = ["ResponsesModel", "ResponsesUpstream"]
 
 def _tool(function: FunctionTool) -> FunctionToolParam:
     """A function tool in the Responses API's flat shape."""
-    parameters = dict(function.parameters)
-    tool: FunctionToolParam = {"type": "function", "name": function.name, "parameters": parameters, "strict": False}
+    tool: FunctionToolParam = {
+        "type": "function",
+        "name": function.name,
+        "parameters": function.parameters,
+        "strict": False,
+    }
     if function.description:
         tool["description"] = function.description
     return tool
