@@ -60,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.data_dir / "kernelgate.db")
+        for wire in WIRE_FORMATS:
+            if wire.upgrade_store:
+                wire.upgrade_store(store)
         files = FileService(store, settings.data_dir / "files")
         manager = SandboxManager(settings.sandbox_config())
         containers = ContainerService(manager, store, files, settings.expiry_minute_seconds)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway import Settings
+from gateway.conversation.record import StoredResponse
 from gateway.testing import serve
 from gateway.upstreams.providers import Provider
 from gateway.upstreams.registry import REGISTRY, upstream_class
 
-from .conftest import IMAGE
+from .conftest import IMAGE, sdk_for
+from .responses import AUTO, OUTPUTS, calls, logs
 
 
 def _health(settings: Settings) -> httpx.Response:
@@ -126,3 +130,45 @@ def test_each_wire_format_answers_errors_under_its_own_prefix() -> None:
     assert unknown_mine.status_code == 418
     assert unknown.status_code == 404
     assert unknown.json()["error"]["message"] == "Invalid URL (GET /elsewhere)"
+
+
+def test_responses_an_older_kernelgate_stored_are_kept(data_dir: Path) -> None:
+    """kernelgate 0.1 kept each response as its OpenAI body beside its items: a start moves them into the
+    neutral record, GET returns the same body, and a follow-up continues the conversation in its container."""
+    settings = Settings(data_dir=data_dir, image=IMAGE)
+    with serve(settings, purge=False) as base_url:
+        client = sdk_for(base_url)
+        first = client.responses.create(model="kernelgate/exec", input="```python\nx = 41\nprint(x)\n```", tools=AUTO)
+        body = client.responses.retrieve(first.id).model_dump(mode="json")
+    db = sqlite3.connect(data_dir / "kernelgate.db")
+    (data,) = db.execute("SELECT data FROM stored_responses WHERE id = ?", [first.id]).fetchone()
+    stored = StoredResponse.model_validate_json(data)
+    items = json.dumps([item.model_dump(mode="json") for item in stored.conversation])
+    with db:
+        db.execute("DROP TABLE stored_responses")
+        db.execute(
+            "CREATE TABLE responses (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, body TEXT NOT NULL,"
+            " items TEXT NOT NULL, container_id TEXT)"
+        )
+        db.execute(
+            "INSERT INTO responses VALUES (?, ?, ?, ?, ?)",
+            [first.id, stored.created_at, json.dumps(body), items, stored.container_id],
+        )
+    db.close()
+
+    with serve(settings) as base_url:
+        client = sdk_for(base_url)
+        assert client.responses.retrieve(first.id).model_dump(mode="json") == body
+        follow = client.responses.create(
+            model="kernelgate/exec",
+            input="```python\nprint(x + 1)\n```",
+            tools=AUTO,
+            include=OUTPUTS,
+            previous_response_id=first.id,
+        )
+        assert [logs(call) for call in calls(follow)] == ["42\n"]
+    db = sqlite3.connect(data_dir / "kernelgate.db")
+    assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'responses'").fetchall()
+    (data,) = db.execute("SELECT data FROM stored_responses WHERE id = ?", [follow.id]).fetchone()
+    db.close()
+    assert list(StoredResponse.model_validate_json(data).history) == stored.conversation

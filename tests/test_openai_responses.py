@@ -194,9 +194,12 @@ def test_malformed_requests_are_400s(client: openai.OpenAI, body: dict[str, Any]
 
 def test_stream_helper_sees_the_events_in_order(client: openai.OpenAI) -> None:
     """responses.stream() accepts the stream and its final response matches the events."""
-    with client.responses.stream(model="kernelgate/exec", input="print('streamed')", tools=AUTO) as stream:
-        kinds = [event.type for event in stream]
+    with client.responses.stream(
+        model="kernelgate/exec", input="print('streamed')", tools=AUTO, include=OUTPUTS
+    ) as stream:
+        events = list(stream)
         final = stream.get_final_response()
+    kinds = [event.type for event in events]
     assert kinds[:4] == [
         "response.created",
         "response.in_progress",
@@ -220,6 +223,7 @@ def test_stream_helper_sees_the_events_in_order(client: openai.OpenAI) -> None:
     ]
     assert kinds.count("response.output_text.delta") > 1
     assert final.output_text == "Output:\n\n```\nstreamed\n```"
+    assert [logs(call) for call in calls(final)] == ["streamed\n"]
 
 
 def _sse(base_url: str, body: dict[str, Any]) -> Any:
@@ -233,9 +237,11 @@ def _events(lines: Any) -> Any:
 
 
 def test_raw_stream_numbers_events_and_cites_after_the_text(openai_base_url: str) -> None:
-    """sequence_number counts from 0 by one; annotation events follow the last text delta; no top-level error."""
-    code = "open('out.txt', 'w').write('x')"
-    with _sse(openai_base_url, {"model": "kernelgate/exec", "input": code, "tools": AUTO}) as response:
+    """sequence_number counts from 0 by one; annotation events follow the last text delta; no top-level error;
+    GET returns the response the stream ended with."""
+    code = "open('out.txt', 'w').write('x')\nprint('written')"
+    body = {"model": "kernelgate/exec", "input": code, "tools": AUTO, "include": OUTPUTS}
+    with _sse(openai_base_url, body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = list(_events(response.iter_lines()))
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
@@ -244,6 +250,9 @@ def test_raw_stream_numbers_events_and_cites_after_the_text(openai_base_url: str
     last_delta = max(i for i, kind in enumerate(kinds) if kind == "response.output_text.delta")
     assert kinds[last_delta + 1] == "response.output_text.annotation.added"
     assert events[-1]["response"]["status"] == "completed"
+    final = events[-1]["response"]
+    assert final["output"][0]["outputs"] == [{"type": "logs", "logs": "written\n"}]
+    assert httpx.get(f"{openai_base_url}/v1/responses/{final['id']}", timeout=30).json() == final
 
 
 def test_interpreting_goes_out_before_the_code_finishes(client: openai.OpenAI, openai_base_url: str) -> None:
@@ -361,7 +370,8 @@ def test_a_timeout_is_an_incomplete_call(data_dir: Path) -> None:
 
 
 def test_a_failure_mid_stream_ends_with_response_failed(client: openai.OpenAI, openai_base_url: str) -> None:
-    """The container deleted under a running call: the stream ends with response.failed, never a bare error key."""
+    """The container deleted under a running call: the stream ends with response.failed, never a bare error key;
+    the failed response is kept as it ended."""
     container = client.containers.create(name="pulled")
     tools = tools_for(container.id)
     body = {"model": "kernelgate/exec", "input": "import time\ntime.sleep(30)", "tools": tools}
@@ -375,6 +385,8 @@ def test_a_failure_mid_stream_ends_with_response_failed(client: openai.OpenAI, o
     assert events[-1]["response"]["status"] == "failed"
     assert events[-1]["response"]["error"]["message"]
     assert all("error" not in event for event in events)
+    stored = httpx.get(f"{openai_base_url}/v1/responses/{events[-1]['response']['id']}", timeout=30)
+    assert stored.json() == events[-1]["response"]
 
 
 def test_a_client_that_gives_up_on_a_full_response_gets_its_code_interrupted(

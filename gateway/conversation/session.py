@@ -1,30 +1,30 @@
 """One model response, whatever the wire format: its history, its container, its files, its run, its record.
 
 A wire format parses its request into a `SessionRequest`, starts a `Session`, renders the session's
-loop events in its own shape, and saves what it rendered with `Session.save`. What a follow-up needs
-(the items and the container) is stored in our own terms; the rendered body is kept beside them so
-that the wire format that made it can return it again.
+loop events in its own shape, and ends it with `Session.finish`, which gives (and, when asked, keeps)
+the response as a `StoredResponse`: in our own terms, for that wire format to render again and for a
+follow-up in any format to continue.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic import TypeAdapter
+from pydantic import JsonValue
 
 from .._errors import InvalidRequest
 from ..workspace.containers import ContainerService
 from ..workspace.records import NetworkPolicy, ResponseRecord
 from ..workspace.store import Store
 from .items import CodeCall, Item
-from .loop import LoopEvent, ToolLoop
+from .loop import CallFinished, FunctionCallMade, LoopEvent, LoopStopped, MessageFinished, ToolLoop, UsageReported
 from .model import FunctionTool, Model, Sampling
+from .record import Failure, Outcome, StoredResponse
 
 __all__ = ["AutoContainer", "ModelSource", "Session", "SessionRequest", "SessionService"]
-
-_ITEMS = TypeAdapter(list[Item])
 
 
 class ModelSource(Protocol):
@@ -62,23 +62,82 @@ class SessionRequest:
     sampling: Sampling = field(default_factory=Sampling)
 
 
-@dataclass
 class Session:
-    """A started response: where it runs, what the model sees, and the loop's events to render."""
+    """A started response: where it runs, what the model sees, and the loop's events to render.
 
-    id: str
-    container_id: str
-    items: list[Item]
-    events: AsyncIterator[LoopEvent]
-    _store: Store
+    Reading `events` also keeps the response's own account (its items, tokens and why it stopped) for
+    `finish`, so a wire format renders and never has to remember.
+    """
 
-    def save(self, created_at: int, body: str, produced: Sequence[Item]) -> None:
-        """Keep the rendered response and the items a follow-up continues from."""
-        items = _ITEMS.dump_json([*self.items, *produced]).decode()
-        record = ResponseRecord(
-            id=self.id, created_at=created_at, body=body, items=items, container_id=self.container_id
+    def __init__(
+        self,
+        request: SessionRequest,
+        container_id: str,
+        history: list[Item],
+        events: AsyncIterator[LoopEvent],
+        store: Store,
+    ) -> None:
+        self.id = request.id
+        self.model = request.model
+        self.created_at = int(time.time())
+        self.container_id = container_id
+        self.history = history
+        self.input = list(request.items)
+        self.output: list[Item] = []
+        self.events = self._account(events)
+        self._incomplete_reason: str | None = None
+        self._tokens = [0, 0]
+        self._store = store
+
+    @property
+    def items(self) -> list[Item]:
+        """The conversation the model sees."""
+        return [*self.history, *self.input]
+
+    async def _account(self, events: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
+        async for event in events:
+            if isinstance(event, CallFinished):
+                self.output.append(event.call)
+            elif isinstance(event, MessageFinished):
+                self.output.append(event.message)
+            elif isinstance(event, FunctionCallMade):
+                self.output.append(event.call)
+            elif isinstance(event, UsageReported):
+                self._tokens[0] += event.input_tokens
+                self._tokens[1] += event.output_tokens
+            elif isinstance(event, LoopStopped):
+                self._incomplete_reason = event.reason
+            yield event
+
+    def finish(
+        self, wire: str, parameters: dict[str, JsonValue], failure: Failure | None = None, keep: bool = True
+    ) -> StoredResponse:
+        """The response as it ended; kept for GET and follow-ups when `keep`."""
+        if failure is not None:
+            status = Outcome.FAILED
+        else:
+            status = Outcome.INCOMPLETE if self._incomplete_reason else Outcome.COMPLETED
+        response = StoredResponse(
+            id=self.id,
+            wire=wire,
+            model=self.model,
+            created_at=self.created_at,
+            completed_at=int(time.time()),
+            status=status,
+            incomplete_reason=self._incomplete_reason if status is Outcome.INCOMPLETE else None,
+            error=failure,
+            input_tokens=self._tokens[0],
+            output_tokens=self._tokens[1],
+            container_id=self.container_id,
+            history=tuple(self.history),
+            input=tuple(self.input),
+            output=tuple(self.output),
+            parameters=parameters,
         )
-        self._store.add_response(record)
+        if keep:
+            data = response.model_dump_json()
+            self._store.add_response(ResponseRecord(id=self.id, created_at=self.created_at, data=data))
+        return response
 
 
 class SessionService:
@@ -108,11 +167,11 @@ class SessionService:
             max_output_tokens=request.max_output_tokens,
             sampling=request.sampling,
         )
-        return Session(request.id, container_id, items, events, self._store)
+        return Session(request, container_id, history, events, self._store)
 
-    def stored_body(self, response_id: str) -> str | None:
+    def stored(self, response_id: str) -> StoredResponse | None:
         record = self._store.get_response(response_id)
-        return record.body if record is not None else None
+        return StoredResponse.model_validate_json(record.data) if record is not None else None
 
     def delete(self, response_id: str) -> bool:
         return self._store.delete_response(response_id)
@@ -121,11 +180,11 @@ class SessionService:
         """The conversation a follow-up continues, and the container it used."""
         if previous is None:
             return [], None
-        record = self._store.get_response(previous)
-        if record is None:
+        stored = self.stored(previous)
+        if stored is None:
             msg = f"Previous response with id '{previous}' not found."
             raise InvalidRequest(msg, "previous_response_id", code="previous_response_not_found")
-        return _ITEMS.validate_json(record.items), record.container_id
+        return stored.conversation, stored.container_id
 
     async def _container(self, request: SessionRequest, items: list[Item], reuse: str | None) -> str:
         """The one named, or (auto) the conversation's while it lives, or a new one."""

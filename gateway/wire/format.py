@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
 from .._errors import PayloadTooLarge
+from ..workspace.store import Store
 
 __all__ = ["Handler", "WireFormat", "WireRouter", "format_for", "install_error_handlers"]
 
@@ -38,6 +39,8 @@ class WireFormat:
     """How each kind of error is answered; `Exception` must be among them."""
     too_large: Callable[[PayloadTooLarge], Response]
     """The answer to a body over the size limit, before any route has seen it."""
+    upgrade_store: Callable[[Store], None] | None = None
+    """Moves what an older kernelgate stored in this format's shape into today's records, at start."""
 
 
 def format_for(path: str, formats: Sequence[WireFormat]) -> WireFormat:

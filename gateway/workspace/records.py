@@ -12,6 +12,7 @@ __all__ = [
     "ContainerRecord",
     "ContainerStatus",
     "FileRecord",
+    "LegacyResponseRecord",
     "NetworkPolicy",
     "Page",
     "ResponseRecord",
@@ -66,7 +67,15 @@ class FileRecord(_Record):
 
 
 class ResponseRecord(_Record):
-    """A stored response: its wire body as sent, and the conversation items a follow-up continues from."""
+    """A stored response; `data` is the conversation layer's own record of it (JSON), opaque here."""
+
+    id: str
+    created_at: int
+    data: str
+
+
+class LegacyResponseRecord(_Record):
+    """A response as kernelgate 0.1 stored it: its OpenAI body, and the items a follow-up continues from."""
 
     id: str
     created_at: int

@@ -19,6 +19,7 @@ from .records import (
     ContainerRecord,
     ContainerStatus,
     FileRecord,
+    LegacyResponseRecord,
     NetworkPolicy,
     Page,
     ResponseRecord,
@@ -43,9 +44,8 @@ CREATE TABLE IF NOT EXISTS container_files (
     id TEXT PRIMARY KEY, container_id TEXT NOT NULL, path TEXT NOT NULL, source TEXT NOT NULL,
     bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (container_id, path)
 );
-CREATE TABLE IF NOT EXISTS responses (
-    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, body TEXT NOT NULL, items TEXT NOT NULL,
-    container_id TEXT
+CREATE TABLE IF NOT EXISTS stored_responses (
+    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS files_order ON files (created_at);
 CREATE INDEX IF NOT EXISTS containers_order ON containers (created_at);
@@ -218,17 +218,33 @@ class Store:
 
     def add_response(self, record: ResponseRecord) -> None:
         self._run(
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-            [record.id, record.created_at, record.body, record.items, record.container_id],
+            "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?)", [record.id, record.created_at, record.data]
         )
 
     def get_response(self, response_id: str) -> ResponseRecord | None:
-        rows = self._run("SELECT * FROM responses WHERE id = ?", [response_id])
+        rows = self._run("SELECT * FROM stored_responses WHERE id = ?", [response_id])
         return ResponseRecord(**dict(rows[0])) if rows else None
 
     def delete_response(self, response_id: str) -> bool:
         with self._lock:
-            return self._db.execute("DELETE FROM responses WHERE id = ?", [response_id]).rowcount > 0
+            return self._db.execute("DELETE FROM stored_responses WHERE id = ?", [response_id]).rowcount > 0
+
+    def upgrade_responses(self, convert: Callable[[LegacyResponseRecord], ResponseRecord]) -> int:
+        """Move the responses an older kernelgate stored (table `responses`) into today's table, in one
+        transaction; how many moved."""
+        with self._lock:
+            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'responses'").fetchall():
+                return 0
+            rows = self._db.execute("SELECT * FROM responses").fetchall()
+            records = [convert(LegacyResponseRecord(**dict(row))) for row in rows]
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO stored_responses VALUES (?, ?, ?)",
+                    [(record.id, record.created_at, record.data) for record in records],
+                )
+                self._db.execute("DROP TABLE responses")
+            return len(records)
 
 
 def _file(row: sqlite3.Row) -> FileRecord:

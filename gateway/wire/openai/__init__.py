@@ -6,6 +6,7 @@ from ..format import WireFormat, WireRouter
 from ._containers_api import router as containers_router
 from ._errors import HANDLERS, error_response
 from ._files_api import router as files_router
+from ._legacy import upgrade_store
 from ._responses_api import router as responses_router
 
 __all__ = ["OPENAI"]
@@ -16,5 +17,6 @@ OPENAI = WireFormat(
     routers=[WireRouter(containers_router), WireRouter(responses_router), WireRouter(files_router, False)],
     handlers=HANDLERS,
     too_large=lambda exc: error_response(413, str(exc)),
+    upgrade_store=upgrade_store,
 )
 """OpenAI's Responses (code_interpreter), Containers, Container Files and Files APIs under /v1."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -17,15 +16,18 @@ from ..._errors import GatewayError, InvalidRequest, NotFound
 from ..._ids import new_hex_id
 from ...conversation.loop import LoopEvent
 from ...conversation.model import ModelError, Sampling
+from ...conversation.record import Failure, StoredResponse
 from ...conversation.session import AutoContainer, Session, SessionRequest
 from ...workspace.records import NetworkPolicy
 from ._responses_input import CodeInterpreterTool, CreateResponseRequest, check_function_calls, parse_input
-from ._responses_render import ResponseBuilder, sse
+from ._responses_render import ResponseBuilder, render_response, sse
 from ._shared import Sessions
 
 __all__ = ["router"]
 
 log = logging.getLogger("kernelgate.gateway")
+WIRE = "openai"
+"""How this wire format marks the responses it stores."""
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
 
@@ -49,18 +51,17 @@ async def create_response(body: CreateResponseRequest, request: Request, session
         max_output_tokens=body.max_output_tokens,
         sampling=Sampling(temperature=body.temperature, top_p=body.top_p),
     )
+    body.wants_outputs()  # refuses an unknown include before anything runs
     session = await sessions.start(session_request, check_function_calls)
-    builder = ResponseBuilder(session.id, body.model_dump(), body.wants_outputs())
-    finish = _Finisher(session, builder, body.store)
+    finish = _Finisher(session, body.model_dump(mode="json"), body.store)
     if body.stream:
+        builder = ResponseBuilder(session.id, session.created_at, finish.parameters)
         return StreamingResponse(_stream(builder, session.events, finish), media_type="text/event-stream")
     try:
-        await _while_connected(request, _drain(builder, session.events))
+        await _while_connected(request, _drain(session.events))
     except ModelError as exc:
-        builder.failed(_model_error_code(exc), str(exc))
-        return JSONResponse(finish())
-    builder.completed()
-    return JSONResponse(finish())
+        return JSONResponse(render_response(finish(Failure(code=_model_error_code(exc), message=str(exc)))))
+    return JSONResponse(render_response(finish()))
 
 
 def _container(tool: CodeInterpreterTool) -> str | AutoContainer:
@@ -78,10 +79,10 @@ def _container(tool: CodeInterpreterTool) -> str | AutoContainer:
 
 @router.get("/{response_id}", summary="Retrieve a stored response")
 async def retrieve_response(response_id: str, sessions: Sessions) -> JSONResponse:
-    body = sessions.stored_body(response_id)
-    if body is None:
+    stored = sessions.stored(response_id)
+    if stored is None or stored.wire != WIRE:
         raise NotFound(response_id, kind="Response", param="response_id")
-    return JSONResponse(json.loads(body))
+    return JSONResponse(render_response(stored))
 
 
 @router.delete("/{response_id}", summary="Delete a stored response")
@@ -91,10 +92,9 @@ async def delete_response(response_id: str, sessions: Sessions) -> JSONResponse:
     return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 
 
-async def _drain(builder: ResponseBuilder, events: AsyncIterator[LoopEvent]) -> None:
-    async for event in events:
-        for _ in builder.on(event):
-            pass
+async def _drain(events: AsyncIterator[LoopEvent]) -> None:
+    async for _ in events:
+        pass
 
 
 async def _while_connected(request: Request, work: Coroutine[Any, Any, None]) -> None:
@@ -122,37 +122,29 @@ def _model_error_code(exc: ModelError) -> str:
 
 
 class _Finisher:
-    """Completes a response: the rendered body, kept (when asked) with what a follow-up continues from."""
+    """Ends the session: the response as it finished, kept (when the request asked) for GET and follow-ups."""
 
-    def __init__(self, session: Session, builder: ResponseBuilder, keep: bool) -> None:
-        self._session, self._builder, self._keep = session, builder, keep
+    def __init__(self, session: Session, parameters: dict[str, Any], keep: bool) -> None:
+        self.parameters = parameters
+        self._session, self._keep = session, keep
 
-    def __call__(self) -> dict[str, Any]:
-        body = self._builder.response()
-        if self._keep:
-            self._session.save(body["created_at"], json.dumps(body), self._builder.items)
-        return body
+    def __call__(self, failure: Failure | None = None) -> StoredResponse:
+        return self._session.finish(WIRE, self.parameters, failure, keep=self._keep)
 
 
 async def _stream(builder: ResponseBuilder, events: AsyncIterator[LoopEvent], finish: _Finisher) -> AsyncIterator[str]:
     for event in builder.opening():
         yield sse(event)
+    failure: Failure | None = None
     try:
         async for loop_event in events:
             for event in builder.on(loop_event):
                 yield sse(event)
     except ModelError as exc:
-        failed = builder.failed(_model_error_code(exc), str(exc))
-        finish()
-        yield sse({**failed, "response": builder.response()})
-        return
+        failure = Failure(code=_model_error_code(exc), message=str(exc))
     except (GatewayError, SandboxError) as exc:
-        yield sse(builder.failed("server_error", str(exc)))
-        return
+        failure = Failure(code="server_error", message=str(exc))
     except Exception as exc:
         log.exception("Response %s failed mid-stream", builder.id)
-        yield sse(builder.failed("server_error", f"The server had an error while processing your request: {exc}"))
-        return
-    completed = builder.completed()
-    finish()
-    yield sse({**completed, "response": builder.response()})
+        failure = Failure(code="server_error", message=f"The server had an error while processing your request: {exc}")
+    yield sse(builder.closing(finish(failure)))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
@@ -23,8 +22,9 @@ from ...conversation.loop import (
     MessageStarted,
     UsageReported,
 )
+from ...conversation.record import StoredResponse
 
-__all__ = ["ResponseBuilder", "render_item"]
+__all__ = ["ResponseBuilder", "render_item", "render_response", "sse"]
 
 _USAGE = {
     "input_tokens": 0,
@@ -90,59 +90,88 @@ def _message(message: AssistantMessage, status: str = "completed") -> dict[str, 
     return {"id": message.id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-class ResponseBuilder:
-    """Builds one Response, as a whole or as its stream of events with one rising sequence_number."""
+def render_response(stored: StoredResponse) -> dict[str, Any]:
+    """A finished response as OpenAI's Response object: the same whether just made or read back."""
+    with_outputs = _wants_outputs(stored.parameters)
+    return _envelope(
+        stored.id,
+        stored.created_at,
+        stored.parameters,
+        status=stored.status.value,
+        output=[render_item(item, with_outputs) for item in stored.output],
+        completed_at=stored.completed_at,
+        error=stored.error.model_dump() if stored.error else None,
+        incomplete_reason=stored.incomplete_reason,
+        usage=_usage(stored.input_tokens, stored.output_tokens),
+    )
 
-    def __init__(self, response_id: str, request: dict[str, Any], with_outputs: bool) -> None:
+
+def _wants_outputs(parameters: Mapping[str, Any]) -> bool:
+    return "code_interpreter_call.outputs" in (parameters.get("include") or ())
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    tokens = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    return {**_USAGE, **tokens, "total_tokens": input_tokens + output_tokens}
+
+
+def _envelope(
+    response_id: str,
+    created_at: int,
+    request: Mapping[str, Any],
+    status: str,
+    output: list[dict[str, Any]],
+    completed_at: int | None = None,
+    error: dict[str, Any] | None = None,
+    incomplete_reason: str | None = None,
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": False,
+        "completed_at": completed_at,
+        "error": error,
+        "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": request.get("max_tool_calls"),
+        "model": request["model"],
+        "output": output,
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "previous_response_id": request.get("previous_response_id"),
+        "reasoning": request.get("reasoning") or {"effort": None, "summary": None},
+        "service_tier": request.get("service_tier") or "default",
+        "store": request.get("store", True),
+        "temperature": request.get("temperature", 1.0),
+        "text": request.get("text") or {"format": {"type": "text"}},
+        "tool_choice": request.get("tool_choice", "auto"),
+        "tools": request.get("tools", []),
+        "top_p": request.get("top_p", 1.0),
+        "truncation": request.get("truncation") or "disabled",
+        "usage": usage,
+        "user": request.get("user"),
+        "metadata": request.get("metadata") or {},
+    }
+
+
+class ResponseBuilder:
+    """Builds one Response's stream of events with one rising sequence_number, and its snapshots while in
+    progress; the finished response is rendered from what the session kept (`render_response`)."""
+
+    def __init__(self, response_id: str, created_at: int, request: dict[str, Any]) -> None:
         self.id = response_id
-        self.created_at = int(time.time())
+        self.created_at = created_at
         self.output: list[dict[str, Any]] = []
-        self.items: list[Item] = []
-        self.status = "in_progress"
-        self.error: dict[str, str] | None = None
-        self.incomplete_reason: str | None = None
-        self._input_tokens = 0
-        self._output_tokens = 0
         self._request = request
-        self._with_outputs = with_outputs
+        self._with_outputs = _wants_outputs(request)
         self._sequence = 0
 
     def response(self) -> dict[str, Any]:
-        done = self.status != "in_progress"
-        request = self._request
-        return {
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": self.status,
-            "background": False,
-            "completed_at": int(time.time()) if done else None,
-            "error": self.error,
-            "incomplete_details": {"reason": self.incomplete_reason} if self.incomplete_reason else None,
-            "instructions": request.get("instructions"),
-            "max_output_tokens": request.get("max_output_tokens"),
-            "max_tool_calls": request.get("max_tool_calls"),
-            "model": request["model"],
-            "output": list(self.output),
-            "parallel_tool_calls": request.get("parallel_tool_calls", True),
-            "previous_response_id": request.get("previous_response_id"),
-            "reasoning": request.get("reasoning") or {"effort": None, "summary": None},
-            "service_tier": request.get("service_tier") or "default",
-            "store": request.get("store", True),
-            "temperature": request.get("temperature", 1.0),
-            "text": request.get("text") or {"format": {"type": "text"}},
-            "tool_choice": request.get("tool_choice", "auto"),
-            "tools": request.get("tools", []),
-            "top_p": request.get("top_p", 1.0),
-            "truncation": request.get("truncation") or "disabled",
-            "usage": self._usage() if done else None,
-            "user": request.get("user"),
-            "metadata": request.get("metadata") or {},
-        }
-
-    def _usage(self) -> dict[str, Any]:
-        tokens = {"input_tokens": self._input_tokens, "output_tokens": self._output_tokens}
-        return {**_USAGE, **tokens, "total_tokens": self._input_tokens + self._output_tokens}
+        """The response while in progress."""
+        return _envelope(self.id, self.created_at, self._request, "in_progress", list(self.output))
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._sequence, **fields}
@@ -173,13 +202,8 @@ class ResponseBuilder:
             yield from self._on_message_finished(event)
         elif isinstance(event, FunctionCallMade):
             yield from self._on_function_call(event.call)
-        elif isinstance(event, UsageReported):
-            self._input_tokens += event.input_tokens
-            self._output_tokens += event.output_tokens
         else:
-            assert isinstance(event, LoopStopped)
-            self.status = "incomplete"
-            self.incomplete_reason = event.reason
+            assert isinstance(event, UsageReported | LoopStopped)  # the session keeps them for the end
 
     @property
     def _index(self) -> int:
@@ -213,7 +237,6 @@ class ResponseBuilder:
         yield self._item_event("response.code_interpreter_call.interpreting", event.call_id)
 
     def _on_call_finished(self, event: CallFinished) -> Iterator[dict[str, Any]]:
-        self.items.append(event.call)
         self.output[self._index] = _call(event.call, self._with_outputs)
         yield self._item_event("response.code_interpreter_call.completed", event.call.id)
         yield self._event("response.output_item.done", output_index=self._index, item=self.output[self._index])
@@ -225,7 +248,6 @@ class ResponseBuilder:
         yield self._item_event("response.content_part.added", event.message_id, content_index=0, part=_part(""))
 
     def _on_function_call(self, call: FunctionCall) -> Iterator[dict[str, Any]]:
-        self.items.append(call)
         self.output.append({**_function_call(call), "arguments": "", "status": "in_progress"})
         yield self._event("response.output_item.added", output_index=self._index, item=self.output[self._index])
         yield self._item_event("response.function_call_arguments.delta", call.id, delta=call.arguments)
@@ -242,7 +264,6 @@ class ResponseBuilder:
 
     def _on_message_finished(self, event: MessageFinished) -> Iterator[dict[str, Any]]:
         message = event.message
-        self.items.append(message)
         for number, citation in enumerate(message.citations):
             yield self._item_event(
                 "response.output_text.annotation.added",
@@ -257,17 +278,9 @@ class ResponseBuilder:
         yield self._item_event("response.content_part.done", message.id, content_index=0, part=part)
         yield self._event("response.output_item.done", output_index=self._index, item=self.output[self._index])
 
-    def completed(self) -> dict[str, Any]:
-        """The closing event: response.completed, or response.incomplete when the loop was cut short."""
-        if self.status == "incomplete":
-            return self._event("response.incomplete", response=self.response())
-        self.status = "completed"
-        return self._event("response.completed", response=self.response())
-
-    def failed(self, code: str, message: str) -> dict[str, Any]:
-        self.status = "failed"
-        self.error = {"code": code, "message": message}
-        return self._event("response.failed", response=self.response())
+    def closing(self, finished: StoredResponse) -> dict[str, Any]:
+        """The last event: response.completed, response.incomplete or response.failed, with the response."""
+        return self._event(f"response.{finished.status.value}", response=render_response(finished))
 
 
 def sse(event: dict[str, Any]) -> str:
