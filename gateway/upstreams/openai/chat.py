@@ -11,6 +11,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from openai import Omit, omit
+from openai.types.chat import (
+    ChatCompletionContentPartParam,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageParam,
+    ChatCompletionMessageToolCallParam,
+)
+from openai.types.shared_params import FunctionDefinition
+
 from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
 from ...conversation.model import (
     CodeDelta,
@@ -27,48 +36,43 @@ from .client import OpenAIClient, OpenAIModel, image_urls, upstream_errors
 __all__ = ["ChatModel", "ChatUpstream", "function_tool"]
 
 
-def chat_messages(turn: Turn, vision: bool = False) -> list[dict[str, Any]]:
+def chat_messages(turn: Turn, vision: bool = False) -> list[ChatCompletionMessageParam]:
     """The conversation as Chat Completions messages; with `vision`, a call's images follow its result."""
-    messages: list[dict[str, Any]] = []
+    messages: list[ChatCompletionMessageParam] = []
     if turn.instructions:
         messages.append({"role": "system", "content": turn.instructions})
     for item in turn.items:
         messages.extend(_messages_of(item))
         if vision and isinstance(item, CodeCall) and item.images:
-            parts = [{"type": "image_url", "image_url": {"url": url}} for url in image_urls(item)]
-            messages.append({"role": "user", "content": [{"type": "text", "text": IMAGES_NOTE}, *parts]})
+            parts: list[ChatCompletionContentPartParam] = [{"type": "text", "text": IMAGES_NOTE}]
+            parts += [{"type": "image_url", "image_url": {"url": url}} for url in image_urls(item)]
+            messages.append({"role": "user", "content": parts})
     return messages
 
 
-def _messages_of(item: Item) -> list[dict[str, Any]]:
+def _messages_of(item: Item) -> list[ChatCompletionMessageParam]:
     if isinstance(item, UserMessage):
         return [{"role": "user", "content": item.text}]
     if isinstance(item, AssistantMessage):
         return [{"role": "assistant", "content": item.text}]
     if isinstance(item, FunctionCall):
-        function = {"name": item.name, "arguments": item.arguments}
-        return [
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [{"id": item.call_id, "type": "function", "function": function}],
-            }
-        ]
+        function_call = _tool_call(item.call_id, item.name, item.arguments)
+        return [{"role": "assistant", "content": None, "tool_calls": [function_call]}]
     if isinstance(item, FunctionOutput):
         return [{"role": "tool", "tool_call_id": item.call_id, "content": item.output}]
-    call = {
-        "id": item.id,
-        "type": "function",
-        "function": {"name": PYTHON, "arguments": json.dumps({"code": item.code})},
-    }
+    python_call = _tool_call(item.id, PYTHON, json.dumps({"code": item.code}))
     return [
-        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "assistant", "content": None, "tool_calls": [python_call]},
         {"role": "tool", "tool_call_id": item.id, "content": result_for_model(item)},
     ]
 
 
-def function_tool(tool: FunctionTool) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+def _tool_call(call_id: str, name: str, arguments: str) -> ChatCompletionMessageToolCallParam:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def function_tool(tool: FunctionTool) -> ChatCompletionFunctionToolParam:
+    function: FunctionDefinition = {"name": tool.name, "parameters": tool.parameters}
     if tool.description:
         function["description"] = tool.description
     return {"type": "function", "function": function}
@@ -78,16 +82,17 @@ class ChatModel(OpenAIModel):
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
         functions = {f.name for f in turn.functions}
         with upstream_errors():
-            answer = await self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts in the SDK's TypedDict shapes
+            answer = await self._client.chat.completions.create(
                 model=self._upstream_model,
                 messages=chat_messages(turn, self._vision),
                 tools=[function_tool(python_function(turn.memory_limit)), *map(function_tool, turn.functions)],
                 parallel_tool_calls=False,
                 stream=self._stream,
-                **({"stream_options": {"include_usage": True}} if self._stream else {}),
+                stream_options={"include_usage": True} if self._stream else omit,
                 # Local servers (Ollama, llama.cpp) know max_tokens; not all know max_completion_tokens.
-                **({"max_tokens": turn.max_output_tokens} if turn.max_output_tokens else {}),
-                **_sampling(turn),
+                max_tokens=turn.max_output_tokens or omit,
+                temperature=_given(turn.sampling.temperature),
+                top_p=_given(turn.sampling.top_p),
             )
             events = self._events(answer, functions) if self._stream else _whole(answer, functions)
             async for event in events:
@@ -153,10 +158,9 @@ def _stopped(finish_reason: str | None) -> Stopped | None:
     return None
 
 
-def _sampling(turn: Turn) -> dict[str, float]:
-    """temperature and top_p, when the request set them."""
-    values = {"temperature": turn.sampling.temperature, "top_p": turn.sampling.top_p}
-    return {name: value for name, value in values.items() if value is not None}
+def _given(value: float | None) -> float | Omit:
+    """A setting the request made, or none sent at all (the upstream's default)."""
+    return omit if value is None else value
 
 
 class ChatUpstream(OpenAIClient):
