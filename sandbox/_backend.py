@@ -13,6 +13,13 @@
     ├── kernel                          the connected KernelClient
     └── remove()
 
+A sandbox shares three directories on the gateway's host with its kernel: its files (`ContainerSpec.
+data_dir`, the code's /mnt/data), the kernel's ipc sockets (`run_dir`) and its connection file
+(`control_dir`, read-only to the code). The sandbox reads and writes the files there itself, and the
+kernel client connects through the sockets there; a backend decides how the kernel sees them (Docker:
+bind mounts). A backend on other machines (Kubernetes) must share them as volumes the gateway also
+mounts, or move file access and the kernel's transport behind this protocol.
+
 The Docker engine (with any runtime it has registered: runc, gVisor's runsc) is the one backend today:
 `backends/docker/`. `tests/test_backend.py` is the contract every backend must pass.
 """
@@ -58,10 +65,9 @@ class ContainerSpec:
     user: str
     network: bool
     tmpfs_bytes: int
+    data_dir: Path
+    """The sandbox's files, which its code sees read-write at /mnt/data (and works in)."""
     runtime: str | None = None
-    mounts: dict[Path, str] = field(default_factory=dict)
-    """Host directory -> path inside the container, mounted read-write."""
-    read_only_mounts: dict[Path, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
 
 

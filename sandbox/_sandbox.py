@@ -27,7 +27,7 @@ from ._errors import (
     SandboxStartError,
 )
 from ._files import FileStore, Scan, changed
-from ._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR, Idle, Ignored, KernelClient
+from ._kernel import Idle, Ignored, KernelClient
 from ._labels import labels_for
 from ._models import (
     Execution,
@@ -498,8 +498,7 @@ class Sandbox:
             network=self.spec.network,
             runtime=self._config.runtime,
             tmpfs_bytes=memory,  # tmpfs pages count against the memory limit anyway
-            mounts={self._files.root: "/mnt/data", self._run_dir: CONTAINER_RUN_DIR},
-            read_only_mounts={self._control_dir: CONTAINER_CONTROL_DIR},
+            data_dir=self._files.root,
             environment={"KERNELGATE_SELF_STOP_CHECK": f"{self._config.self_stop_check:g}"},
         )
 

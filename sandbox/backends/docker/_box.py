@@ -61,7 +61,7 @@ class KernelContainer:
     async def start(self, spec: ContainerSpec, owner: tuple[int, int] | None) -> None:
         """Write the connection file, run the container and wait for its kernel."""
         self._connection = write_connection_file(self._control_dir, self._run_dir, owner)
-        self.id = await self._runtime.run(spec)
+        self.id = await self._runtime.run(spec, self._run_dir, self._control_dir)
         await self._connect()
 
     async def adopt(self, info: ContainerInfo) -> None:

@@ -25,6 +25,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from ..._backend import ContainerEvent, ContainerGone, ContainerInfo, ContainerSpec, HostInfo
 from ..._errors import DockerUnavailable, ImageNotFound, SandboxError
+from ..._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR
 from ..._labels import MANAGED_LABEL
 from ._box import KernelContainer
 
@@ -118,11 +119,14 @@ class DockerBackend:
 
         return await self._call(inspect)
 
-    async def run(self, spec: ContainerSpec) -> str:
-        return await self._call(self._run, spec)
+    async def run(self, spec: ContainerSpec, run_dir: Path, control_dir: Path) -> str:
+        return await self._call(self._run, spec, run_dir, control_dir)
 
-    def _run(self, spec: ContainerSpec) -> str:
-        """Create and start the container (two API calls: the high-level `run` adds a third)."""
+    def _run(self, spec: ContainerSpec, run_dir: Path, control_dir: Path) -> str:
+        """Create and start the container (two API calls: the high-level `run` adds a third).
+
+        The sandbox's three host directories are bind-mounted where the image expects them: its files
+        at /mnt/data, the kernel's sockets (read-write) and its connection file (read-only)."""
         api = self._docker().api
         with _map_errors(spec.image):
             host_config = api.create_host_config(
@@ -142,11 +146,9 @@ class DockerBackend:
                 log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
                 ulimits=[Ulimit(name="core", soft=0, hard=0), Ulimit(name="nofile", soft=4096, hard=4096)],
                 mounts=[
-                    *(Mount(target, str(source), type="bind") for source, target in spec.mounts.items()),
-                    *(
-                        Mount(target, str(source), type="bind", read_only=True)
-                        for source, target in spec.read_only_mounts.items()
-                    ),
+                    Mount("/mnt/data", str(spec.data_dir), type="bind"),
+                    Mount(CONTAINER_RUN_DIR, str(run_dir), type="bind"),
+                    Mount(CONTAINER_CONTROL_DIR, str(control_dir), type="bind", read_only=True),
                 ],
             )
             created = api.create_container(
