@@ -54,11 +54,11 @@ class Unauthorized(GatewayError):
 
 
 class NotFound(GatewayError):
-    def __init__(self, object_id: str, *, kind: str, param: str | None = None) -> None:
+    def __init__(self, object_id: str, *, kind: str, param: str | None = None, message: str | None = None) -> None:
         self.kind = kind
         self.object_id = object_id
         self.param = param
-        super().__init__(f"No such {kind} object: {object_id}")
+        super().__init__(message or f"No such {kind} object: {object_id}")
 
 
 class PayloadTooLarge(GatewayError):

@@ -413,6 +413,8 @@ class Sandbox:
     def _save_activity(self) -> None:
         """Keep last activity on disk (as a file's mtime) so that expiry survives a manager restart,
         and tell the container when to stop itself should no manager be left to remove it."""
+        if self._ended is not None:
+            return  # being removed (its files may be gone already), or let go
         if self._saved_activity != self.last_active:
             marker = self._home / ".last_active"
             marker.touch()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import openai
 import pytest
 from openai.types.responses import ResponseCodeInterpreterToolCall, ResponseOutputMessage, ToolParam
 
@@ -100,8 +101,9 @@ def test_several_figures_and_several_files(base_url: str) -> None:
     assert cited == ["a.csv", "b.txt"]
 
 
-def test_auto_mode_after_expiry_starts_a_new_container(data_dir: Path, docker_client: docker.DockerClient) -> None:
-    """A follow-up whose container expired gets a fresh one, and the call runs there."""
+def test_auto_mode_after_expiry_is_a_400(data_dir: Path, docker_client: docker.DockerClient) -> None:
+    """A follow-up whose auto container expired is a 400 `Container is expired.`, as OpenAI answers; a new
+    conversation gets a new container."""
     settings = Settings(data_dir=data_dir, image=IMAGE, runtime=RUNTIME, expiry_minute_seconds=0.1)
     with serve(settings) as url:
         client = sdk_for(url)
@@ -111,14 +113,18 @@ def test_auto_mode_after_expiry_starts_a_new_container(data_dir: Path, docker_cl
         while container_of(docker_client, container_id) is not None:  # 20 minutes of 0.1 s; asking would be activity
             assert time.monotonic() < deadline, "the auto container never expired"
             time.sleep(0.5)
-        follow = client.responses.create(
-            model="kernelgate/exec",
-            input="'x' in globals()",
-            tools=AUTO,
-            include=OUTPUTS,
-            previous_response_id=first.id,
-        )
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.responses.create(
+                model="kernelgate/exec", input="'x' in globals()", tools=AUTO, previous_response_id=first.id
+            )
+        assert caught.value.body == {
+            "message": "Container is expired.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
         assert client.containers.retrieve(container_id).status == "expired"
-    (call,) = calls(follow)
+        fresh = client.responses.create(model="kernelgate/exec", input="'x' in globals()", tools=AUTO, include=OUTPUTS)
+    (call,) = calls(fresh)
     assert call.container_id != container_id
     assert (call.status, logs(call)) == ("completed", "False\n")

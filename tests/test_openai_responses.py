@@ -175,7 +175,21 @@ def test_stored_responses_can_be_retrieved_and_deleted(client: openai.OpenAI) ->
         ({"model": "kernelgate/exec", "input": "1", "tools": AUTO, "frobnicate": True}, "frobnicate"),
         ({"model": "kernelgate/exec", "input": "1", "tools": AUTO, "include": ["nope"]}, "include"),
         ({"model": "gpt-nothing", "input": "1", "tools": AUTO}, "model"),
-        ({"model": "kernelgate/exec", "input": "1"}, "tools"),
+        ({"model": "kernelgate/exec", "input": "1", "tool_choice": {"type": "function", "name": "f"}}, "tool_choice"),
+        ({"model": "kernelgate/exec", "input": "1", "tool_choice": {"type": "code_interpreter"}}, "tool_choice"),
+        ({"model": "kernelgate/exec", "input": [{"type": "frob"}], "tools": AUTO}, "input[0]"),
+        (
+            {"model": "kernelgate/exec", "input": [{"role": "user", "content": [{"type": "x"}]}]},
+            "input[0].content[0]",
+        ),
+        (
+            {
+                "model": "kernelgate/exec",
+                "input": [{"role": "user", "content": [{"type": "input_file", "file_url": "http://x/y"}]}],
+            },
+            "input[0].content[0].file_url",
+        ),
+        ({"model": "kernelgate/exec", "input": "1", "text": {"format": {"type": "json_schema"}}}, "text.format.name"),
         ({"model": "kernelgate/exec", "input": "1", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"model": "kernelgate/exec", "input": [{"role": "robot", "content": "x"}], "tools": AUTO}, "input[0].role"),
         ({"model": "kernelgate/exec", "tools": AUTO}, "input"),

@@ -41,15 +41,19 @@ def test_an_upstream_that_never_answers_times_out(upstream: tuple[FakeUpstream, 
     assert str(last.response.error.code) == "upstream_504"
 
 
-def test_the_iteration_limit_ends_the_response_as_incomplete(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
-    """A model that keeps calling the tool is stopped after KERNELGATE_MAX_ITERATIONS turns."""
+@pytest.mark.parametrize("ignores_none", [False, True])
+def test_the_iteration_limit_asks_for_an_answer(
+    upstream: tuple[FakeUpstream, openai.OpenAI], ignores_none: bool
+) -> None:
+    """After KERNELGATE_MAX_ITERATIONS turns of code the model gets one more with tool_choice none, and the
+    response completes with what it says; code it writes anyway is not run, as OpenAI ignores calls past a limit."""
     fake, client = upstream
-    fake.script = [Reply(code=f"step = {n}") for n in range(10)]
+    last = Reply(text="enough", code="step = 99") if ignores_none else Reply(text="enough")
+    fake.script = [*(Reply(code=f"step = {n}") for n in range(3)), last]
     response = client.responses.create(model="m", input="loop", tools=AUTO)
-    assert response.status == "incomplete"
-    assert response.incomplete_details is not None
-    assert "max_iterations" in str(response.incomplete_details.reason)
-    assert len([item for item in response.output if item.type == "code_interpreter_call"]) == 3
+    assert (response.status, response.incomplete_details, response.output_text) == ("completed", None, "enough")
+    assert [item.type for item in response.output] == [*["code_interpreter_call"] * 3, "message"]
+    assert [seen.body.get("tool_choice") for seen in fake.seen] == ["auto", "auto", "auto", "none"]
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -202,3 +206,13 @@ def test_providers_file_tables_replace_the_built_in_anthropic_and_gemini(data_di
         ("/v1/messages", "claude-x", 50),
         ("/v1beta/models/gemini-x:streamGenerateContent?alt=sse", "gemini-x", None),
     ]
+
+
+def test_max_output_tokens_is_the_whole_responses_budget(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
+    """Each turn may write what the turns before it left (the fake counts 5 output tokens a turn)."""
+    fake, client = upstream
+    fake.script = [Reply(code=f"step = {n}") for n in range(3)] + [Reply(text="done")]
+    response = client.responses.create(model="m", input="go", tools=AUTO, max_output_tokens=16)
+    assert [seen.max_tokens for seen in fake.seen] == [16, 11, 6, 1]
+    assert response.usage is not None
+    assert response.usage.output_tokens == 20

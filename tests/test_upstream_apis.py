@@ -390,3 +390,67 @@ def test_anthropic_gets_one_call_at_a_time_a_default_limit_and_is_error(data_dir
     results = [block for m in messages if isinstance(m["content"], list) for block in m["content"]]
     flags = [block.get("is_error", False) for block in results if block["type"] == "tool_result"]
     assert flags == [True, True, True, False, False]
+
+
+_FORCED_PYTHON = {
+    "chat": {"type": "function", "function": {"name": "python"}},
+    "responses": {"type": "function", "name": "python"},
+    "anthropic": {"type": "tool", "name": "python", "disable_parallel_tool_use": True},
+    "gemini": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["python"]}},
+}
+_AUTO = {
+    "chat": "auto",
+    "responses": "auto",
+    "anthropic": {"type": "auto", "disable_parallel_tool_use": True},
+    "gemini": {"functionCallingConfig": {"mode": "AUTO"}},
+}
+
+
+def _choice_sent(api: str, body: dict[str, Any]) -> Any:
+    return body.get("toolConfig") if api == "gemini" else body.get("tool_choice")
+
+
+def test_a_forced_code_interpreter_is_forced_once_in_each_api(served: Served) -> None:
+    """tool_choice {"type": "code_interpreter"} forces the python tool in the upstream's own form, on the
+    first turn only: after the call the model may answer."""
+    served.fake.script = [Reply(code="print(6 * 7)"), Reply(text="42")]
+    response = served.client.responses.create(
+        model="m", input="compute", tools=AUTO, tool_choice={"type": "code_interpreter"}, include=OUTPUTS
+    )
+    assert [logs(call) for call in calls(response)] == ["42\n"]
+    sent = [_choice_sent(served.api, seen.body) for seen in served.fake.seen]
+    assert sent == [_FORCED_PYTHON[served.api], _AUTO[served.api]]
+
+
+def test_structured_output_goes_to_each_api(served: Served) -> None:
+    """text.format json_schema reaches the upstream in its own form, and the answer parses."""
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+        "required": ["n"],
+        "additionalProperties": False,
+    }
+    served.fake.script = [Reply(text='{"n": 42}')]
+    response = served.client.responses.create(
+        model="m",
+        input="answer",
+        tools=AUTO,
+        text={"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": True}},
+    )
+    assert response.output_text == '{"n": 42}'
+    body = served.fake.seen[0].body
+    sent = {
+        "chat": lambda: body["response_format"]["json_schema"]["schema"],
+        "responses": lambda: body["text"]["format"]["schema"],
+        "anthropic": lambda: body["output_config"]["format"]["schema"],
+        "gemini": lambda: body["generationConfig"]["responseJsonSchema"],
+    }[served.api]()
+    assert sent == schema
+
+
+def test_without_the_code_interpreter_no_python_tool_is_offered(served: Served) -> None:
+    """A request with only function tools is a plain model call: the model sees those tools and no python."""
+    served.fake.script = [Reply(text="plain")]
+    response = served.client.responses.create(model="m", input="hi", tools=[LOOKUP])
+    assert response.output_text == "plain"
+    assert served.fake.seen[0].tools == ["lookup"]

@@ -20,6 +20,7 @@ __all__ = [
     "FunctionCall",
     "FunctionOutput",
     "Item",
+    "SystemMessage",
     "UserMessage",
     "WrittenFile",
 ]
@@ -31,6 +32,15 @@ class _Value(BaseModel):
 
 class UserMessage(_Value):
     type: Literal["user"] = "user"
+    text: str
+    images: tuple[str, ...] = ()
+    """Image URLs (`data:` URLs for uploaded ones) for a model that takes images."""
+
+
+class SystemMessage(_Value):
+    """A system or developer message in the conversation: the models read it with the instructions."""
+
+    type: Literal["system"] = "system"
     text: str
 
 
@@ -102,4 +112,7 @@ class FunctionOutput(_Value):
     output: str
 
 
-Item = Annotated[UserMessage | AssistantMessage | CodeCall | FunctionCall | FunctionOutput, Field(discriminator="type")]
+Item = Annotated[
+    UserMessage | SystemMessage | AssistantMessage | CodeCall | FunctionCall | FunctionOutput,
+    Field(discriminator="type"),
+]

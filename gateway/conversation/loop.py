@@ -8,23 +8,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, ResultOutput, StreamOutput
 
 from .._ids import new_hex_id
 from ..workspace.containers import ContainerService
-from .items import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, WrittenFile
+from .items import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, SystemMessage, WrittenFile
 from .model import (
     CodeDelta,
     CodeReady,
     FunctionCallRequested,
     FunctionTool,
     Model,
+    OutputFormat,
     Sampling,
     Stopped,
     TextDelta,
+    ToolChoice,
     Turn,
     Usage,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "MessageDelta",
     "MessageFinished",
     "MessageStarted",
+    "Run",
     "ToolLoop",
     "UsageReported",
     "logs_of",
@@ -115,9 +118,28 @@ class UsageReported:
 
 @dataclass(frozen=True, slots=True)
 class LoopStopped:
-    """The response ends incomplete: the iteration limit, or the model's turn was cut short."""
+    """The response ends incomplete: a turn was cut short, or the response's output token budget is spent."""
 
-    reason: str
+    reason: Literal["max_output_tokens", "content_filter"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one response asks of the loop."""
+
+    instructions: str | None
+    items: Sequence[Item]
+    container_id: str | None
+    """Where the code runs; None: the model has no python tool."""
+    functions: Sequence[FunctionTool] = ()
+    max_output_tokens: int | None = None
+    """For the whole response, every turn's output together."""
+    max_tool_calls: int | None = None
+    """Python calls to run at most; then the model is asked to answer without tools."""
+    sampling: Sampling = field(default_factory=Sampling)
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    """For the first turn; the turns after it are `auto` (`none` stays `none`)."""
+    output_format: OutputFormat | None = None
 
 
 LoopEvent = (
@@ -141,47 +163,59 @@ class ToolLoop:
         self._timeout = execution_timeout
         self._max_iterations = max_iterations
 
-    async def run(
-        self,
-        model: Model,
-        instructions: str | None,
-        items: Sequence[Item],
-        container_id: str,
-        max_iterations: int | None = None,
-        functions: Sequence[FunctionTool] = (),
-        max_output_tokens: int | None = None,
-        sampling: Sampling | None = None,
-    ) -> AsyncIterator[LoopEvent]:
-        """Run turns of `model` until one answers without code; the code runs in `container_id`.
+    async def run(self, model: Model, run: Run) -> AsyncIterator[LoopEvent]:
+        """Run turns of `model` until one answers without code; the code runs in `run.container_id`.
 
-        After `max_iterations` turns that all ran code (the gateway's limit, or the request's if lower)
-        the loop stops with LoopStopped.
+        After the gateway's `max_iterations` turns that all ran code, or `run.max_tool_calls` calls, the
+        model has one more turn with tool_choice `none`: code it still writes does not run, and what it
+        says completes the response, as OpenAI's hosted tool ignores calls past its limit.
         """
-        history = list(items)
-        limit = min(self._max_iterations, max_iterations or self._max_iterations)
-        memory_limit = self._containers.get(container_id, touch=False).memory_limit
-        for _ in range(limit):
+        history = list(run.items)
+        memory_limit = self._containers.get(run.container_id, touch=False).memory_limit if run.container_id else None
+        choice, calls, spent = run.tool_choice, 0, 0
+        for number in range(self._max_iterations + 1):
+            last = number == self._max_iterations or (run.max_tool_calls is not None and calls >= run.max_tool_calls)
+            budget = None if run.max_output_tokens is None else run.max_output_tokens - spent
+            if budget is not None and budget <= 0:
+                yield LoopStopped("max_output_tokens")
+                return
+            instructions, visible = _with_system_messages(run.instructions, history)
+            turn = Turn(
+                instructions,
+                visible,
+                memory_limit,
+                run.functions,
+                budget,
+                run.sampling,
+                ToolChoice("none") if last else choice,
+                run.output_format,
+            )
             ran_code = ended = False
-            turn = Turn(instructions, history, memory_limit, functions, max_output_tokens, sampling or Sampling())
-            async for event in self._turn(model, turn, container_id):
+            async for event in self._turn(model, turn, run.container_id, may_run=not last):
                 if isinstance(event, CallFinished):
                     history.append(event.call)
                     ran_code = True
+                    calls += 1
                 elif isinstance(event, MessageFinished):
                     history.append(event.message)
+                elif isinstance(event, UsageReported):
+                    spent += event.output_tokens
                 elif isinstance(event, FunctionCallMade | LoopStopped):
                     ended = True
                 yield event
             if ended or not ran_code:
                 return
-        yield LoopStopped(f"max_iterations: the model was still calling the python tool after {limit} turns")
+            choice = _after_first_turn(run.tool_choice)
 
-    async def _turn(self, model: Model, turn: Turn, container_id: str) -> AsyncIterator[LoopEvent]:
+    async def _turn(
+        self, model: Model, turn: Turn, container_id: str | None, may_run: bool
+    ) -> AsyncIterator[LoopEvent]:
         """One model turn: text becomes a message, each call runs when its code is ready.
 
         A message ends where a call starts, so the items come out in the order the model wrote them.
+        Without `may_run` (or a container) the python calls the model writes are dropped.
         """
-        state = _TurnState(container_id)
+        state = _TurnState(container_id or "")
         async for event in model.respond(turn):
             if isinstance(event, Usage):
                 yield UsageReported(event.input_tokens, event.output_tokens)
@@ -189,6 +223,8 @@ class ToolLoop:
                 continue  # after a cut only the usage still counts
             elif isinstance(event, Stopped):
                 state.stopped = event.reason
+            elif isinstance(event, CodeDelta | CodeReady) and not (may_run and container_id):
+                continue
             elif isinstance(event, TextDelta):
                 for loop_event in state.text(event.delta):
                     yield loop_event
@@ -315,6 +351,23 @@ class _TurnState:
         taken = (self.call_id, "".join(self.code))
         self.call_id, self.code = None, []
         return taken
+
+
+def _with_system_messages(instructions: str | None, items: list[Item]) -> tuple[str | None, list[Item]]:
+    """The system and developer messages of the conversation join the instructions (every upstream API has
+    a place for those); the other items are what the model sees as the conversation."""
+    system = [item.text for item in items if isinstance(item, SystemMessage)]
+    if not system:
+        return instructions, items
+    joined = "\n\n".join(text for text in (instructions, *system) if text)
+    return joined or None, [item for item in items if not isinstance(item, SystemMessage)]
+
+
+def _after_first_turn(choice: ToolChoice) -> ToolChoice:
+    """A forced or required tool is asked for once: after that call the model may answer."""
+    if choice.mode != "required":
+        return choice
+    return ToolChoice("auto", choice.names if len(choice.names) > 1 else ())
 
 
 def logs_of(execution: Execution) -> str:

@@ -24,9 +24,11 @@ __all__ = [
     "Model",
     "ModelError",
     "ModelEvent",
+    "OutputFormat",
     "Sampling",
     "Stopped",
     "TextDelta",
+    "ToolChoice",
     "Turn",
     "Usage",
 ]
@@ -97,16 +99,43 @@ class Sampling:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """Which tools the model may, must or must not call in a turn (each upstream API in its own form)."""
+
+    mode: Literal["auto", "none", "required"] = "auto"
+    names: tuple[str, ...] = ()
+    """The tools it may choose from (all when empty); `required` with one name forces that tool. The python
+    tool is named `python` here, whatever the client called it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """Structured output: the model's answer is JSON, and matches `schema` when there is one."""
+
+    schema: dict[str, Any] | None = None
+    name: str = "response"
+    description: str | None = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     instructions: str | None
     items: Sequence[Item]
-    memory_limit: str = "1g"
-    """The container's memory, which the model is told about."""
+    memory_limit: str | None = "1g"
+    """The container's memory, which the model is told about; None: no python tool this response."""
     functions: Sequence[FunctionTool] = ()
     """The client's own function tools, offered to the model beside the python tool."""
     max_output_tokens: int | None = None
-    """The request's `max_output_tokens`, a limit on each turn's output (APIs that need one default it)."""
+    """What is left of the request's `max_output_tokens` for this turn (APIs that need one default it)."""
     sampling: Sampling = Sampling()
+    tool_choice: ToolChoice = ToolChoice()
+    output_format: OutputFormat | None = None
+
+    @property
+    def code(self) -> bool:
+        """Whether the model has the python tool."""
+        return self.memory_limit is not None
 
 
 ERROR_CODE_HEADER = "x-kernelgate-error"

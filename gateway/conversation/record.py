@@ -46,7 +46,8 @@ class StoredResponse(BaseModel):
     error: Failure | None = None
     input_tokens: int = 0
     output_tokens: int = 0
-    container_id: str
+    container_id: str | None
+    """Where its code ran; None when it had no code interpreter."""
     history: tuple[Item, ...] = ()
     """The conversation before this request: the previous response's, when it continued one."""
     input: tuple[Item, ...] = ()

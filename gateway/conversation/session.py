@@ -19,12 +19,29 @@ from .._errors import InvalidRequest
 from ..workspace.containers import ContainerService
 from ..workspace.records import NetworkPolicy, ResponseRecord
 from ..workspace.store import Store
-from .items import CodeCall, Item
-from .loop import CallFinished, FunctionCallMade, LoopEvent, LoopStopped, MessageFinished, ToolLoop, UsageReported
-from .model import FunctionTool, Model, Sampling
+from .items import AssistantMessage, CodeCall, FunctionCall, Item
+from .loop import (
+    CallFinished,
+    FunctionCallMade,
+    LoopEvent,
+    LoopStopped,
+    MessageFinished,
+    Run,
+    ToolLoop,
+    UsageReported,
+)
+from .model import FunctionTool, Model, OutputFormat, Sampling, ToolChoice
 from .record import Failure, Outcome, StoredResponse
 
-__all__ = ["AutoContainer", "ModelSource", "Session", "SessionRequest", "SessionService"]
+__all__ = [
+    "AutoContainer",
+    "InlineFile",
+    "ItemReference",
+    "ModelSource",
+    "Session",
+    "SessionRequest",
+    "SessionService",
+]
 
 
 class ModelSource(Protocol):
@@ -43,23 +60,44 @@ class AutoContainer:
 
 
 @dataclass(frozen=True)
+class ItemReference:
+    """An item of a stored response, by its id: as if it had been sent again in full."""
+
+    id: str
+    where: str
+    """Where the request named it (`input[3]`), for the error when it is unknown."""
+
+
+@dataclass(frozen=True)
+class InlineFile:
+    """A file sent in the request itself, for the container's /mnt/data."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class SessionRequest:
     id: str
     """The response's id, in the wire format's own shape."""
     model: str
-    items: Sequence[Item]
+    items: Sequence[Item | ItemReference]
     """This request's new items; a follow-up's history comes before them."""
-    container: str | AutoContainer
-    """A named container (which must run), or auto."""
+    container: str | AutoContainer | None
+    """A named container (which must run), or auto; None: the model has no python tool."""
     previous: str | None = None
     """The stored response a follow-up continues: its items, and its container while it runs."""
     file_ids: Sequence[str] = ()
-    """Uploaded files to put in the container before the model runs."""
+    """Uploaded files to put in the container before the model runs (once per container)."""
+    files: Sequence[InlineFile] = ()
+    """Files sent inline, likewise once per container."""
     instructions: str | None = None
-    max_iterations: int | None = None
+    max_tool_calls: int | None = None
     functions: Sequence[FunctionTool] = ()
     max_output_tokens: int | None = None
     sampling: Sampling = field(default_factory=Sampling)
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    output_format: OutputFormat | None = None
 
 
 class Session:
@@ -72,7 +110,8 @@ class Session:
     def __init__(
         self,
         request: SessionRequest,
-        container_id: str,
+        new_items: list[Item],
+        container_id: str | None,
         history: list[Item],
         events: AsyncIterator[LoopEvent],
         store: Store,
@@ -82,7 +121,7 @@ class Session:
         self.created_at = int(time.time())
         self.container_id = container_id
         self.history = history
-        self.input = list(request.items)
+        self.input = new_items
         self.output: list[Item] = []
         self.events = self._account(events)
         self._incomplete_reason: str | None = None
@@ -136,7 +175,8 @@ class Session:
         )
         if keep:
             data = response.model_dump_json()
-            self._store.add_response(ResponseRecord(id=self.id, created_at=self.created_at, data=data))
+            named = [item.id for item in self.output if isinstance(item, AssistantMessage | CodeCall | FunctionCall)]
+            self._store.add_response(ResponseRecord(id=self.id, created_at=self.created_at, data=data), named)
         return response
 
 
@@ -152,22 +192,40 @@ class SessionService:
         files, and start the loop; nothing runs until the events are read."""
         model = await self._models.model(request.model)
         history, reuse = self._history(request.previous)
-        items = [*history, *request.items]
+        new_items = [self._resolve(item) if isinstance(item, ItemReference) else item for item in request.items]
+        items = [*history, *new_items]
         check(items)
         container_id = await self._container(request, items, reuse)
-        for file_id in request.file_ids:
-            await self._containers.add_file_id(container_id, file_id)
-        events = self._loop.run(
-            model,
+        if container_id is not None:
+            # The auto tool's files (a new container has them already) and the input's, once each.
+            auto_files = request.container.file_ids if isinstance(request.container, AutoContainer) else ()
+            for file_id in dict.fromkeys([*auto_files, *request.file_ids]):
+                await self._containers.add_file_id(container_id, file_id, once=True)
+            for inline in request.files:
+                await self._containers.add_data_once(container_id, inline.filename, inline.data)
+        run = Run(
             request.instructions,
             items,
             container_id,
-            max_iterations=request.max_iterations,
             functions=request.functions,
             max_output_tokens=request.max_output_tokens,
+            max_tool_calls=request.max_tool_calls,
             sampling=request.sampling,
+            tool_choice=request.tool_choice,
+            output_format=request.output_format,
         )
-        return Session(request, container_id, history, events, self._store)
+        events = self._loop.run(model, run)
+        return Session(request, new_items, container_id, history, events, self._store)
+
+    def _resolve(self, reference: ItemReference) -> Item:
+        """The item a reference names, from the stored response that produced it."""
+        response_id = self._store.response_of_item(reference.id)
+        stored = self.stored(response_id) if response_id else None
+        for item in stored.output if stored else ():
+            if getattr(item, "id", None) == reference.id:
+                return item
+        msg = f"Item with id '{reference.id}' not found."
+        raise InvalidRequest(msg, reference.where)
 
     def stored(self, response_id: str) -> StoredResponse | None:
         record = self._store.get_response(response_id)
@@ -186,15 +244,18 @@ class SessionService:
             raise InvalidRequest(msg, "previous_response_id", code="previous_response_not_found")
         return stored.conversation, stored.container_id
 
-    async def _container(self, request: SessionRequest, items: list[Item], reuse: str | None) -> str:
-        """The one named, or (auto) the conversation's while it lives, or a new one."""
+    async def _container(self, request: SessionRequest, items: list[Item], reuse: str | None) -> str | None:
+        """The one named; or (auto) the conversation's, which must still run, else a new one; or none."""
+        if request.container is None:
+            return None
         if isinstance(request.container, str):
             self._containers.sandbox(request.container)  # unknown or expired: the caller hears why
             return request.container
         earlier = [item.container_id for item in reversed(items) if isinstance(item, CodeCall)]
-        for candidate in ([reuse] if reuse else []) + earlier:
-            if self._containers.is_running(candidate):
-                return candidate
+        conversation = reuse or next(iter(earlier), None)
+        if conversation is not None and self._containers.exists(conversation):
+            self._containers.sandbox(conversation)  # expired: a 400, as OpenAI's auto mode answers
+            return conversation
         auto = request.container
         record = await self._containers.create(
             name=f"auto {request.id}",

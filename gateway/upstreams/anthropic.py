@@ -19,10 +19,31 @@ from typing import Any
 import anthropic
 import httpx2
 
-from ..conversation.items import AssistantMessage, CallStatus, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from ..conversation.model import CodeDelta, FunctionTool, Model, ModelError, ModelEvent, Stopped, TextDelta, Turn, Usage
+from ..conversation.items import (
+    AssistantMessage,
+    CallStatus,
+    CodeCall,
+    FunctionCall,
+    FunctionOutput,
+    Item,
+    SystemMessage,
+    UserMessage,
+)
+from ..conversation.model import (
+    CodeDelta,
+    FunctionTool,
+    Model,
+    ModelError,
+    ModelEvent,
+    OutputFormat,
+    Stopped,
+    TextDelta,
+    ToolChoice,
+    Turn,
+    Usage,
+)
 from .providers import Provider
-from .python_tool import PYTHON, ToolCall, arguments_object, python_function, result_for_model
+from .python_tool import NO_IMAGES_NOTE, PYTHON, ToolCall, arguments_object, forced_name, offered, result_for_model
 
 __all__ = ["AnthropicModel", "AnthropicUpstream", "anthropic_messages"]
 
@@ -85,7 +106,9 @@ def _text(text: str) -> list[dict[str, Any]]:
 
 def _blocks_of(item: Item, images: bool) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     if isinstance(item, UserMessage):
-        yield "user", _text(item.text)
+        yield "user", _user(item, images)
+    elif isinstance(item, SystemMessage):
+        yield "user", _text(item.text)  # not reached: the loop moves system messages into `system`
     elif isinstance(item, AssistantMessage):
         yield "assistant", _text(item.text)
     elif isinstance(item, FunctionCall):
@@ -96,6 +119,35 @@ def _blocks_of(item: Item, images: bool) -> Iterator[tuple[str, list[dict[str, A
         assert isinstance(item, CodeCall)
         yield "assistant", [_tool_use(item.id, PYTHON, {"code": item.code})]
         yield "user", [_tool_result(item, images)]
+
+
+def _user(message: UserMessage, images: bool) -> list[dict[str, Any]]:
+    if message.images and not images:
+        return _text(f"{message.text}\n\n{NO_IMAGES_NOTE.format(count=len(message.images))}")
+    return [*_text(message.text), *(_image(url) for url in message.images)]
+
+
+def _image(url: str) -> dict[str, Any]:
+    """An image block: a data URL's bytes inline, any other URL by reference."""
+    if url.startswith("data:") and ";base64," in url:
+        media_type, data = url.removeprefix("data:").split(";base64,", 1)
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def tool_choice(choice: ToolChoice) -> dict[str, Any]:
+    """Anthropic's tool_choice; one call at a time, as the hosted tool runs them (each result seen first)."""
+    if choice.mode == "none":
+        return {"type": "none"}
+    forced = forced_name(choice)
+    if forced is not None:
+        return {"type": "tool", "name": forced, "disable_parallel_tool_use": True}
+    return {"type": "any" if choice.mode == "required" else "auto", "disable_parallel_tool_use": True}
+
+
+def output_config(output: OutputFormat) -> dict[str, Any]:
+    schema = output.schema if output.schema is not None else {"type": "object"}
+    return {"format": {"type": "json_schema", "schema": schema}}
 
 
 def _tool_use(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -144,10 +196,13 @@ class AnthropicModel:
             "model": self._upstream_model,
             "max_tokens": turn.max_output_tokens or self._max_tokens,
             "messages": anthropic_messages(turn, self._images),
-            "tools": [_tool(f) for f in (python_function(turn.memory_limit), *turn.functions)],
-            # One call at a time, as the hosted tool runs them: each result is seen before the next call.
-            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
         }
+        tools = offered(turn)
+        if tools:
+            request["tools"] = [_tool(f) for f in tools]
+            request["tool_choice"] = tool_choice(turn.tool_choice)
+        if turn.output_format is not None:
+            request["output_config"] = output_config(turn.output_format)
         if turn.instructions:
             request["system"] = turn.instructions
         # No temperature or top_p: the Messages API no longer takes sampling settings (SDK 2.x).

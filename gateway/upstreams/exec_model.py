@@ -4,6 +4,11 @@ It takes the last user message, runs each fenced code block in it (```python or 
 order, or the whole message when it has no fence, each as one code interpreter call; then it answers
 with the last call's output and a link to every file the calls wrote. The same input gives the same
 text, and it streams like a real model: code and text each in several deltas.
+
+When it may not run code (no code interpreter, `tool_choice` none or another tool, a limit reached) it
+answers without: with what the calls so far printed, or else by repeating the user's message. With
+structured output (`text.format`) the answer is only the last call's printed output, or the message:
+code that prints JSON, or a message that is JSON, gives a parsed answer.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 from ..conversation.items import CodeCall, Item, UserMessage
 from ..conversation.model import CodeDelta, CodeReady, ModelEvent, TextDelta, Turn
+from .python_tool import PYTHON
 
 __all__ = ["ExecModel", "code_blocks"]
 
@@ -33,13 +39,24 @@ class ExecModel:
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
         request, calls = _since_last_user_message(turn.items)
         blocks = code_blocks(request)
-        if len(calls) < len(blocks):
+        if len(calls) < len(blocks) and _may_run(turn):
             for delta in _pieces(blocks[len(calls)]):
                 yield CodeDelta(delta)
             yield CodeReady()
             return
-        for delta in _pieces(_answer(calls)):
+        if turn.output_format is not None:
+            answer = calls[-1].logs.strip() if calls else request
+        elif calls or _may_run(turn):
+            answer = _answer(calls)
+        else:
+            answer = request
+        for delta in _pieces(answer):
             yield TextDelta(delta)
+
+
+def _may_run(turn: Turn) -> bool:
+    choice = turn.tool_choice
+    return turn.code and choice.mode != "none" and (not choice.names or PYTHON in choice.names)
 
 
 def _since_last_user_message(items: Sequence[Item]) -> tuple[str, list[CodeCall]]:

@@ -10,6 +10,7 @@ timeouts and retries with backoff.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,16 +20,35 @@ from google import genai
 from google.genai import errors, types
 
 from .._ids import new_hex_id
-from ..conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
-from ..conversation.model import FunctionTool, Model, ModelError, ModelEvent, Stopped, TextDelta, Turn, Usage
+from ..conversation.items import (
+    AssistantMessage,
+    CodeCall,
+    FunctionCall,
+    FunctionOutput,
+    Item,
+    SystemMessage,
+    UserMessage,
+)
+from ..conversation.model import (
+    FunctionTool,
+    Model,
+    ModelError,
+    ModelEvent,
+    Stopped,
+    TextDelta,
+    ToolChoice,
+    Turn,
+    Usage,
+)
 from .providers import Provider
 from .python_tool import (
     IMAGES_NOTE,
+    NO_IMAGES_NOTE,
     PYTHON,
     ToolCall,
     arguments_object,
     function_names,
-    python_function,
+    offered,
     result_for_model,
 )
 
@@ -103,9 +123,11 @@ def _add(content: types.Content, parts: list[types.Part]) -> None:
 
 
 def _parts_of(item: Item, images: bool, names: dict[str, str]) -> Iterator[tuple[str, list[types.Part]]]:
-    if isinstance(item, UserMessage | AssistantMessage):
+    if isinstance(item, UserMessage):
+        yield "user", _user_parts(item, images)
+    elif isinstance(item, SystemMessage | AssistantMessage):  # (the loop moves system messages to the instructions)
         if item.text:  # the API refuses empty text parts
-            yield "user" if isinstance(item, UserMessage) else "model", [types.Part(text=item.text)]
+            yield "user" if isinstance(item, SystemMessage) else "model", [types.Part(text=item.text)]
     elif isinstance(item, FunctionCall):
         call = types.FunctionCall(name=item.name, args=arguments_object(item.arguments))
         yield "model", [types.Part(function_call=call, thought_signature=item.signature)]
@@ -118,6 +140,34 @@ def _parts_of(item: Item, images: bool, names: dict[str, str]) -> Iterator[tuple
         call = types.FunctionCall(name=PYTHON, args={"code": item.code})
         yield "model", [types.Part(function_call=call, thought_signature=item.signature)]
         yield "user", _response_parts(item, images)
+
+
+def _user_parts(message: UserMessage, images: bool) -> list[types.Part]:
+    text = message.text
+    if message.images and not images:
+        text = f"{text}\n\n{NO_IMAGES_NOTE.format(count=len(message.images))}"
+    parts = [types.Part(text=text)] if text else []
+    if images:
+        parts.extend(_image(url) for url in message.images)
+    return parts
+
+
+def _image(url: str) -> types.Part:
+    """A data URL's bytes inline; any other URL by reference."""
+    if url.startswith("data:") and ";base64," in url:
+        mime_type, data = url.removeprefix("data:").split(";base64,", 1)
+        return types.Part(inline_data=types.Blob(mime_type=mime_type, data=base64.b64decode(data)))
+    return types.Part(file_data=types.FileData(file_uri=url))
+
+
+def tool_config(choice: ToolChoice) -> types.ToolConfig:
+    mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice.mode]
+    allowed = list(choice.names) if choice.names and choice.mode != "none" else None
+    return types.ToolConfig(
+        function_calling_config=types.FunctionCallingConfig(
+            mode=types.FunctionCallingConfigMode(mode), allowed_function_names=allowed
+        )
+    )
 
 
 def _response_parts(call: CodeCall, images: bool) -> list[types.Part]:
@@ -152,10 +202,14 @@ class GeminiModel:
         self._max_tokens = provider.max_output_tokens
 
     def _config(self, turn: Turn) -> types.GenerateContentConfig:
-        declarations = [_declaration(f) for f in (python_function(turn.memory_limit), *turn.functions)]
+        declarations = [_declaration(f) for f in offered(turn)]
+        output = turn.output_format
         return types.GenerateContentConfig(
             system_instruction=turn.instructions,
-            tools=[types.Tool(function_declarations=declarations)],
+            tools=[types.Tool(function_declarations=declarations)] if declarations else None,
+            tool_config=tool_config(turn.tool_choice) if declarations else None,
+            response_mime_type="application/json" if output is not None else None,
+            response_json_schema=output.schema if output is not None else None,
             max_output_tokens=turn.max_output_tokens or self._max_tokens,
             temperature=turn.sampling.temperature,
             top_p=turn.sampling.top_p,

@@ -13,21 +13,34 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..conversation.items import CodeCall, FunctionCall, Item
-from ..conversation.model import CodeDelta, CodeReady, FunctionCallRequested, FunctionTool, ModelError, ModelEvent
+from ..conversation.model import (
+    CodeDelta,
+    CodeReady,
+    FunctionCallRequested,
+    FunctionTool,
+    ModelError,
+    ModelEvent,
+    ToolChoice,
+    Turn,
+)
 from .arguments import CodeArgumentDecoder, code_of
 
 __all__ = [
     "IMAGES_NOTE",
+    "NO_IMAGES_NOTE",
     "PYTHON",
     "ToolCall",
     "arguments_object",
+    "forced_name",
     "function_names",
+    "offered",
     "python_function",
     "result_for_model",
 ]
 
 PYTHON = "python"
 IMAGES_NOTE = "The images the python call above displayed:"
+NO_IMAGES_NOTE = "[The user attached {count} image(s); this model does not take images.]"
 _LOG_LIMIT = 20_000
 
 
@@ -45,6 +58,17 @@ def python_function(memory_limit: str) -> FunctionTool:
         "required": ["code"],
     }
     return FunctionTool(PYTHON, description, parameters)
+
+
+def offered(turn: Turn) -> list[FunctionTool]:
+    """The tools the model has this turn: python (when the response has the code interpreter), then the
+    client's functions."""
+    return [*([python_function(turn.memory_limit)] if turn.memory_limit else []), *turn.functions]
+
+
+def forced_name(choice: ToolChoice) -> str | None:
+    """The one tool a `required` choice names, if it names exactly one."""
+    return choice.names[0] if choice.mode == "required" and len(choice.names) == 1 else None
 
 
 def result_for_model(call: CodeCall, images_attached: bool = False) -> str:

@@ -7,6 +7,7 @@ sandbox expires the container reads `expired`, and using it is an error.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -76,7 +77,8 @@ class ContainerService:
         try:
             self._store.add_container(record)
             for upload in uploads:
-                await self.add_upload(container_id, upload.filename, self._files.path(upload))
+                copy = await self.add_upload(container_id, upload.filename, self._files.path(upload))
+                self._store.note_upload(container_id, upload.id, copy.id)
         except BaseException:
             await self._manager.remove(sandbox.id)
             self._store.delete_container(container_id)
@@ -135,9 +137,9 @@ class ContainerService:
         live = (self._live(record) for record in self._store.running_containers())
         return {sandbox.id for sandbox in live if sandbox is not None}
 
-    def is_running(self, container_id: str) -> bool:
-        record = self._store.get_container(container_id)
-        return record is not None and self._live(record) is not None
+    def exists(self, container_id: str) -> bool:
+        """Whether the container was ever made here (and not deleted), running or expired."""
+        return self._store.get_container(container_id) is not None
 
     def _live(self, record: ContainerRecord) -> Sandbox | None:
         """The record's sandbox if it still runs; a vanished sandbox marks the record expired."""
@@ -178,9 +180,24 @@ class ContainerService:
         self._store.add_container_file(record)
         return record
 
-    async def add_file_id(self, container_id: str, file_id: str) -> ContainerFileRecord:
+    async def add_file_id(self, container_id: str, file_id: str, once: bool = False) -> ContainerFileRecord:
+        """Copy a Files API file into the container; with `once`, not again while an earlier copy is there
+        (a conversation that replays the same file)."""
+        if once and (copy := self._store.uploaded_copy(container_id, file_id)) is not None:
+            return copy
         upload = self._files.get(file_id, "file_id")
-        return await self.add_upload(container_id, upload.filename, self._files.path(upload))
+        record = await self.add_upload(container_id, upload.filename, self._files.path(upload))
+        self._store.note_upload(container_id, file_id, record.id)
+        return record
+
+    async def add_data_once(self, container_id: str, filename: str, data: bytes) -> ContainerFileRecord:
+        """A file sent inline: into /mnt/data unless the same file (name and bytes) is there already."""
+        key = f"sha256:{hashlib.sha256(filename.encode() + b'/' + data).hexdigest()}"
+        if (copy := self._store.uploaded_copy(container_id, key)) is not None:
+            return copy
+        record = await self.add_upload(container_id, filename, data)
+        self._store.note_upload(container_id, key, record.id)
+        return record
 
     async def list_files(
         self, container_id: str, after: str | None, limit: int, order: Order

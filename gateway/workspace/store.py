@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS container_files (
 CREATE TABLE IF NOT EXISTS stored_responses (
     id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS response_items (
+    item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS container_uploads (
+    container_id TEXT NOT NULL, file_id TEXT NOT NULL, container_file_id TEXT NOT NULL,
+    PRIMARY KEY (container_id, file_id)
+);
 CREATE INDEX IF NOT EXISTS files_order ON files (created_at);
 CREATE INDEX IF NOT EXISTS containers_order ON containers (created_at);
 CREATE INDEX IF NOT EXISTS container_files_order ON container_files (container_id, created_at);
@@ -158,9 +165,11 @@ class Store:
             [ContainerStatus.EXPIRED.value, container_id],
         )
         self._run("DELETE FROM container_files WHERE container_id = ?", [container_id])
+        self._run("DELETE FROM container_uploads WHERE container_id = ?", [container_id])
 
     def delete_container(self, container_id: str) -> None:
         self._run("DELETE FROM container_files WHERE container_id = ?", [container_id])
+        self._run("DELETE FROM container_uploads WHERE container_id = ?", [container_id])
         self._run("DELETE FROM containers WHERE id = ?", [container_id])
 
     # -- container files --------------------------------------------------------------------------
@@ -185,6 +194,22 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def note_upload(self, container_id: str, file_id: str, container_file_id: str) -> None:
+        """The Files API file `file_id` was copied into the container as `container_file_id`."""
+        self._run(
+            "INSERT OR REPLACE INTO container_uploads VALUES (?, ?, ?)", [container_id, file_id, container_file_id]
+        )
+
+    def uploaded_copy(self, container_id: str, file_id: str) -> ContainerFileRecord | None:
+        """The container's copy of a Files API file, while it is still there."""
+        rows = self._run(
+            "SELECT container_files.* FROM container_uploads JOIN container_files"
+            " ON container_files.id = container_uploads.container_file_id"
+            " WHERE container_uploads.container_id = ? AND container_uploads.file_id = ?",
+            [container_id, file_id],
+        )
+        return _container_file(rows[0]) if rows else None
 
     def get_container_file(self, container_id: str, file_id: str) -> ContainerFileRecord | None:
         rows = self._run("SELECT * FROM container_files WHERE container_id = ? AND id = ?", [container_id, file_id])
@@ -216,10 +241,26 @@ class Store:
 
     # -- responses --------------------------------------------------------------------------------
 
-    def add_response(self, record: ResponseRecord) -> None:
-        self._run(
-            "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?)", [record.id, record.created_at, record.data]
-        )
+    def add_response(self, record: ResponseRecord, item_ids: Sequence[str] = ()) -> None:
+        """Keep a response, and which of its items (by id) an `item_reference` can name."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?)",
+                    [record.id, record.created_at, record.data],
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO response_items VALUES (?, ?)", [(item, record.id) for item in item_ids]
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def response_of_item(self, item_id: str) -> str | None:
+        rows = self._run("SELECT response_id FROM response_items WHERE item_id = ?", [item_id])
+        return str(rows[0]["response_id"]) if rows else None
 
     def get_response(self, response_id: str) -> ResponseRecord | None:
         rows = self._run("SELECT * FROM stored_responses WHERE id = ?", [response_id])
@@ -227,6 +268,7 @@ class Store:
 
     def delete_response(self, response_id: str) -> bool:
         with self._lock:
+            self._db.execute("DELETE FROM response_items WHERE response_id = ?", [response_id])
             return self._db.execute("DELETE FROM stored_responses WHERE id = ?", [response_id]).rowcount > 0
 
     def upgrade_responses(self, convert: Callable[[LegacyResponseRecord], ResponseRecord]) -> int:

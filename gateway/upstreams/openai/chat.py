@@ -17,21 +17,34 @@ from openai.types.chat import (
     ChatCompletionFunctionToolParam,
     ChatCompletionMessageParam,
     ChatCompletionMessageToolCallParam,
+    ChatCompletionToolChoiceOptionParam,
+    completion_create_params,
 )
 from openai.types.shared_params import FunctionDefinition
+from openai.types.shared_params.response_format_json_schema import JSONSchema
 
-from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ...conversation.items import (
+    AssistantMessage,
+    CodeCall,
+    FunctionCall,
+    FunctionOutput,
+    Item,
+    SystemMessage,
+    UserMessage,
+)
 from ...conversation.model import (
     CodeDelta,
     FunctionTool,
     ModelEvent,
+    OutputFormat,
     Stopped,
     TextDelta,
+    ToolChoice,
     Turn,
     Usage,
 )
-from ..python_tool import IMAGES_NOTE, PYTHON, ToolCall, python_function, result_for_model
-from .client import OpenAIClient, OpenAIModel, image_urls, upstream_errors
+from ..python_tool import IMAGES_NOTE, NO_IMAGES_NOTE, PYTHON, ToolCall, forced_name, offered, result_for_model
+from .client import OpenAIClient, OpenAIModel, given, image_urls, upstream_errors
 
 __all__ = ["ChatModel", "ChatUpstream", "function_tool"]
 
@@ -42,7 +55,7 @@ def chat_messages(turn: Turn, vision: bool = False) -> list[ChatCompletionMessag
     if turn.instructions:
         messages.append({"role": "system", "content": turn.instructions})
     for item in turn.items:
-        messages.extend(_messages_of(item))
+        messages.extend(_messages_of(item, vision))
         if vision and isinstance(item, CodeCall) and item.images:
             parts: list[ChatCompletionContentPartParam] = [{"type": "text", "text": IMAGES_NOTE}]
             parts += [{"type": "image_url", "image_url": {"url": url}} for url in image_urls(item)]
@@ -50,9 +63,11 @@ def chat_messages(turn: Turn, vision: bool = False) -> list[ChatCompletionMessag
     return messages
 
 
-def _messages_of(item: Item) -> list[ChatCompletionMessageParam]:
+def _messages_of(item: Item, vision: bool) -> list[ChatCompletionMessageParam]:
     if isinstance(item, UserMessage):
-        return [{"role": "user", "content": item.text}]
+        return [_user(item, vision)]
+    if isinstance(item, SystemMessage):
+        return [{"role": "system", "content": item.text}]
     if isinstance(item, AssistantMessage):
         return [{"role": "assistant", "content": item.text}]
     if isinstance(item, FunctionCall):
@@ -65,6 +80,40 @@ def _messages_of(item: Item) -> list[ChatCompletionMessageParam]:
         {"role": "assistant", "content": None, "tool_calls": [python_call]},
         {"role": "tool", "tool_call_id": item.id, "content": result_for_model(item)},
     ]
+
+
+def _user(message: UserMessage, vision: bool) -> ChatCompletionMessageParam:
+    if not message.images:
+        return {"role": "user", "content": message.text}
+    if not vision:
+        note = NO_IMAGES_NOTE.format(count=len(message.images))
+        return {"role": "user", "content": f"{message.text}\n\n{note}"}
+    parts: list[ChatCompletionContentPartParam] = [{"type": "text", "text": message.text}] if message.text else []
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+    return {"role": "user", "content": parts}
+
+
+def tool_choice(choice: ToolChoice) -> ChatCompletionToolChoiceOptionParam:
+    forced = forced_name(choice)
+    if forced is not None:
+        return {"type": "function", "function": {"name": forced}}
+    if choice.names and choice.mode != "none":
+        tools: list[dict[str, object]] = [{"type": "function", "function": {"name": name}} for name in choice.names]
+        return {"type": "allowed_tools", "allowed_tools": {"mode": choice.mode, "tools": tools}}
+    return choice.mode
+
+
+def response_format(output: OutputFormat | None) -> completion_create_params.ResponseFormat | Omit:
+    if output is None:
+        return omit
+    if output.schema is None:
+        return {"type": "json_object"}
+    schema: JSONSchema = {"name": output.name, "schema": output.schema}
+    if output.description:
+        schema["description"] = output.description
+    if output.strict is not None:
+        schema["strict"] = output.strict
+    return {"type": "json_schema", "json_schema": schema}
 
 
 def _tool_call(call_id: str, name: str, arguments: str) -> ChatCompletionMessageToolCallParam:
@@ -85,14 +134,16 @@ class ChatModel(OpenAIModel):
             answer = await self._client.chat.completions.create(
                 model=self._upstream_model,
                 messages=chat_messages(turn, self._vision),
-                tools=[function_tool(python_function(turn.memory_limit)), *map(function_tool, turn.functions)],
-                parallel_tool_calls=False,
+                tools=[function_tool(tool) for tool in offered(turn)] or omit,
+                tool_choice=tool_choice(turn.tool_choice) if offered(turn) else omit,
+                parallel_tool_calls=False if offered(turn) else omit,
+                response_format=response_format(turn.output_format),
                 stream=self._stream,
                 stream_options={"include_usage": True} if self._stream else omit,
                 # Local servers (Ollama, llama.cpp) know max_tokens; not all know max_completion_tokens.
                 max_tokens=turn.max_output_tokens or omit,
-                temperature=_given(turn.sampling.temperature),
-                top_p=_given(turn.sampling.top_p),
+                temperature=given(turn.sampling.temperature),
+                top_p=given(turn.sampling.top_p),
             )
             events = self._events(answer, functions) if self._stream else _whole(answer, functions)
             async for event in events:
@@ -156,11 +207,6 @@ def _stopped(finish_reason: str | None) -> Stopped | None:
     if finish_reason == "content_filter":
         return Stopped("content_filter")
     return None
-
-
-def _given(value: float | None) -> float | Omit:
-    """A setting the request made, or none sent at all (the upstream's default)."""
-    return omit if value is None else value
 
 
 class ChatUpstream(OpenAIClient):

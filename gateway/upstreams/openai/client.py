@@ -15,7 +15,7 @@ from ...conversation.items import CodeCall
 from ...conversation.model import Model, ModelError, ModelEvent, Turn
 from ..providers import Provider
 
-__all__ = ["OpenAIClient", "OpenAIModel", "image_urls", "upstream_errors"]
+__all__ = ["OpenAIClient", "OpenAIModel", "given", "image_urls", "upstream_errors"]
 
 
 class OpenAIModel(ABC):
@@ -70,6 +70,11 @@ def upstream_errors() -> Iterator[None]:
         raise ModelError.unreachable(exc.message, isinstance(exc, openai.APITimeoutError)) from exc
     except (openai.OpenAIError, ValueError) as exc:  # a body the SDK could not parse, a bad event
         raise ModelError.unreadable(exc) from exc
+
+
+def given(value: float | None) -> float | openai.Omit:
+    """A setting the request made, or none sent at all (the upstream's default)."""
+    return openai.omit if value is None else value
 
 
 def image_urls(call: CodeCall) -> list[str]:

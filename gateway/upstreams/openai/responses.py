@@ -12,9 +12,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
-from openai.types.responses import FunctionToolParam, ResponseInputContentParam, ResponseInputItemParam
+from openai.types.responses import (
+    FunctionToolParam,
+    ResponseFormatTextJSONSchemaConfigParam,
+    ResponseInputContentParam,
+    ResponseInputItemParam,
+    ResponseTextConfigParam,
+    response_create_params,
+)
 
-from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ...conversation.items import (
+    AssistantMessage,
+    CodeCall,
+    FunctionCall,
+    FunctionOutput,
+    Item,
+    SystemMessage,
+    UserMessage,
+)
 from ...conversation.model import (
     CodeDelta,
     CodeReady,
@@ -22,14 +37,16 @@ from ...conversation.model import (
     FunctionTool,
     ModelError,
     ModelEvent,
+    OutputFormat,
     Stopped,
     TextDelta,
+    ToolChoice,
     Turn,
     Usage,
 )
 from ..arguments import CodeArgumentDecoder, code_of
-from ..python_tool import IMAGES_NOTE, PYTHON, python_function, result_for_model
-from .client import OpenAIClient, OpenAIModel, image_urls, upstream_errors
+from ..python_tool import IMAGES_NOTE, NO_IMAGES_NOTE, PYTHON, forced_name, offered, result_for_model
+from .client import OpenAIClient, OpenAIModel, given, image_urls, upstream_errors
 
 __all__ = ["ResponsesModel", "ResponsesUpstream"]
 
@@ -51,7 +68,7 @@ def input_items(turn: Turn, vision: bool = False) -> list[ResponseInputItemParam
     """The conversation as Responses input items; with `vision`, a call's images follow its output."""
     items: list[ResponseInputItemParam] = []
     for item in turn.items:
-        items.extend(_items_of(item))
+        items.extend(_items_of(item, vision))
         if vision and isinstance(item, CodeCall) and item.images:
             note: ResponseInputContentParam = {"type": "input_text", "text": IMAGES_NOTE}
             parts: list[ResponseInputContentParam] = [
@@ -61,9 +78,11 @@ def input_items(turn: Turn, vision: bool = False) -> list[ResponseInputItemParam
     return items
 
 
-def _items_of(item: Item) -> list[ResponseInputItemParam]:
+def _items_of(item: Item, vision: bool) -> list[ResponseInputItemParam]:
     if isinstance(item, UserMessage):
-        return [{"role": "user", "content": item.text}]
+        return [_user(item, vision)]
+    if isinstance(item, SystemMessage):
+        return [{"role": "developer", "content": item.text}]
     if isinstance(item, AssistantMessage):
         return [{"role": "assistant", "content": item.text}]
     if isinstance(item, FunctionCall):
@@ -78,25 +97,60 @@ def _items_of(item: Item) -> list[ResponseInputItemParam]:
     ]
 
 
-def _given(value: float | None) -> float | openai.Omit:
-    return openai.omit if value is None else value
+def _user(message: UserMessage, vision: bool) -> ResponseInputItemParam:
+    if not message.images:
+        return {"role": "user", "content": message.text}
+    if not vision:
+        return {"role": "user", "content": f"{message.text}\n\n{NO_IMAGES_NOTE.format(count=len(message.images))}"}
+    parts: list[ResponseInputContentParam] = [{"type": "input_text", "text": message.text}] if message.text else []
+    parts += [{"type": "input_image", "image_url": url, "detail": "auto"} for url in message.images]
+    return {"role": "user", "content": parts}
+
+
+def tool_choice(choice: ToolChoice) -> response_create_params.ToolChoice:
+    forced = forced_name(choice)
+    if forced is not None:
+        return {"type": "function", "name": forced}
+    if choice.names and choice.mode != "none":
+        tools: list[dict[str, object]] = [{"type": "function", "name": name} for name in choice.names]
+        return {"type": "allowed_tools", "mode": choice.mode, "tools": tools}
+    return choice.mode
+
+
+def text_format(output: OutputFormat | None) -> ResponseTextConfigParam | openai.Omit:
+    if output is None:
+        return openai.omit
+    if output.schema is None:
+        return {"format": {"type": "json_object"}}
+    schema: ResponseFormatTextJSONSchemaConfigParam = {
+        "type": "json_schema",
+        "name": output.name,
+        "schema": output.schema,
+    }
+    if output.description:
+        schema["description"] = output.description
+    if output.strict is not None:
+        schema["strict"] = output.strict
+    return {"format": schema}
 
 
 class ResponsesModel(OpenAIModel):
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
-        tools = [_tool(f) for f in (python_function(turn.memory_limit), *turn.functions)]
+        tools = [_tool(f) for f in offered(turn)]
         with upstream_errors():
             stream = await self._client.responses.create(
                 model=self._upstream_model,
                 instructions=turn.instructions,
                 input=input_items(turn, self._vision),
-                tools=tools,
-                parallel_tool_calls=False,
+                tools=tools or openai.omit,
+                tool_choice=tool_choice(turn.tool_choice) if tools else openai.omit,
+                parallel_tool_calls=False if tools else openai.omit,
+                text=text_format(turn.output_format),
                 store=False,
                 stream=self._stream,
                 max_output_tokens=turn.max_output_tokens if turn.max_output_tokens else openai.omit,
-                temperature=_given(turn.sampling.temperature),
-                top_p=_given(turn.sampling.top_p),
+                temperature=given(turn.sampling.temperature),
+                top_p=given(turn.sampling.top_p),
             )
             events = self._events(stream) if self._stream else _whole(stream)
             async for event in events:

@@ -8,6 +8,7 @@ leaves in another shape.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -42,6 +43,7 @@ from ..._errors import (
     Unavailable,
 )
 from ..format import Handler
+from ._responses_input import TAG
 
 __all__ = ["HANDLERS", "error_response"]
 
@@ -119,13 +121,34 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             f"{first.get('ctx', {}).get('error', 'it is not')}."
         )
         return error_response(400, message)
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
-    param = ".".join(location) or None
-    if first.get("type") == "missing":
-        message = f"Missing required parameter: '{param}'."
-    else:
-        message = f"Invalid value for '{param}': {first.get('msg', 'invalid')}."
-    return error_response(400, message, param)
+    param = _param(first.get("loc", ()))
+    kind = first.get("type")
+    if kind == "missing":
+        return error_response(400, f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    if kind == "extra_forbidden":
+        return error_response(400, f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+    if kind == "union_tag_invalid":
+        found = first.get("ctx", {}).get("tag", "").removeprefix(TAG)
+        return error_response(400, f"Invalid value: '{found}'. Supported values are: {_tags(first)}.", param)
+    return error_response(400, f"Invalid value for '{param}': {first.get('msg', 'invalid')}.", param)
+
+
+def _param(location: Sequence[Any]) -> str | None:
+    """A validation error's location as OpenAI names a parameter: `input[0].content[1].type`."""
+    param = ""
+    for part in location:
+        if isinstance(part, int):
+            param += f"[{part}]"
+        elif (part in ("body", "query", "path", "header") and not param) or str(part).startswith(TAG):
+            continue
+        else:
+            param += f".{part}" if param else str(part)
+    return param or None
+
+
+def _tags(error: Mapping[str, Any]) -> str:
+    expected = str(error.get("ctx", {}).get("expected_tags", ""))
+    return ", ".join(f"'{tag.strip().strip(chr(39)).removeprefix(TAG)}'" for tag in expected.split(",") if tag.strip())
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import mimetypes
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -14,14 +16,22 @@ from sandbox import SandboxError
 
 from ..._errors import GatewayError, InvalidRequest, NotFound
 from ..._ids import new_hex_id
+from ...conversation.items import Item, UserMessage
 from ...conversation.loop import LoopEvent
 from ...conversation.model import ModelError, Sampling
 from ...conversation.record import Failure, StoredResponse
-from ...conversation.session import AutoContainer, Session, SessionRequest
+from ...conversation.session import AutoContainer, ItemReference, Session, SessionRequest
+from ...workspace.files import FileService
 from ...workspace.records import NetworkPolicy
-from ._responses_input import CodeInterpreterTool, CreateResponseRequest, check_function_calls, parse_input
+from ._responses_input import (
+    CodeInterpreterTool,
+    CreateResponseRequest,
+    ParsedInput,
+    check_function_calls,
+    parse_input,
+)
 from ._responses_render import ResponseBuilder, render_response, sse
-from ._shared import Sessions
+from ._shared import Files, Sessions
 
 __all__ = ["router"]
 
@@ -32,28 +42,31 @@ router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
 
 @router.post("", summary="Create a model response, running code_interpreter calls in a sandbox")
-async def create_response(body: CreateResponseRequest, request: Request, sessions: Sessions) -> Any:
+async def create_response(body: CreateResponseRequest, request: Request, sessions: Sessions, files: Files) -> Any:
     tool = body.code_interpreter()
-    if tool is None:
-        msg = "kernelgate runs models with the code_interpreter tool: add it to tools."
-        raise InvalidRequest(msg, "tools")
     parsed = parse_input(body.input)
+    if not parsed.items and body.previous_response_id is None:
+        msg = "Missing required parameter: 'input'."
+        raise InvalidRequest(msg, "input", code="missing_required_parameter")
     session_request = SessionRequest(
         id=new_hex_id("resp_", 48),
         model=body.model,
-        items=parsed.items,
-        container=_container(tool),
+        items=_with_image_files(parsed, files),
+        container=_container(tool) if tool is not None else None,
         previous=body.previous_response_id,
         file_ids=parsed.file_ids,
-        instructions="\n\n".join(text for text in (body.instructions, *parsed.instructions) if text) or None,
-        max_iterations=body.max_tool_calls,
+        files=parsed.files,
+        instructions=body.instructions,
+        max_tool_calls=body.max_tool_calls,
         functions=body.functions(),
         max_output_tokens=body.max_output_tokens,
         sampling=Sampling(temperature=body.temperature, top_p=body.top_p),
+        tool_choice=body.choice(),
+        output_format=body.output_format(),
     )
     body.wants_outputs()  # refuses an unknown include before anything runs
     session = await sessions.start(session_request, check_function_calls)
-    finish = _Finisher(session, body.model_dump(mode="json"), body.store)
+    finish = _Finisher(session, body.echo(), body.keep)
     if body.stream:
         builder = ResponseBuilder(session.id, session.created_at, finish.parameters)
         return StreamingResponse(_stream(builder, session.events, finish), media_type="text/event-stream")
@@ -62,6 +75,30 @@ async def create_response(body: CreateResponseRequest, request: Request, session
     except ModelError as exc:
         return JSONResponse(render_response(finish(Failure(code=_model_error_code(exc), message=str(exc)))))
     return JSONResponse(render_response(finish()))
+
+
+def _unknown(response_id: str) -> NotFound:
+    return NotFound(
+        response_id, kind="Response", param="response_id", message=f"Response with id '{response_id}' not found."
+    )
+
+
+def _with_image_files(parsed: ParsedInput, files: FileService) -> list[Item | ItemReference]:
+    """The input's items, each uploaded image (`file:<id>`) as its data URL."""
+    if not parsed.image_file_ids:
+        return parsed.items
+    urls = {}
+    for where, file_id in parsed.image_file_ids:
+        record = files.get(file_id, f"{where}.file_id")
+        media_type = mimetypes.guess_type(record.filename)[0] or "image/png"
+        data = base64.b64encode(files.path(record).read_bytes()).decode()
+        urls[f"file:{file_id}"] = f"data:{media_type};base64,{data}"
+    return [
+        item.model_copy(update={"images": tuple(urls.get(url, url) for url in item.images)})
+        if isinstance(item, UserMessage)
+        else item
+        for item in parsed.items
+    ]
 
 
 def _container(tool: CodeInterpreterTool) -> str | AutoContainer:
@@ -81,14 +118,14 @@ def _container(tool: CodeInterpreterTool) -> str | AutoContainer:
 async def retrieve_response(response_id: str, sessions: Sessions) -> JSONResponse:
     stored = sessions.stored(response_id)
     if stored is None or stored.wire != WIRE:
-        raise NotFound(response_id, kind="Response", param="response_id")
+        raise _unknown(response_id)
     return JSONResponse(render_response(stored))
 
 
 @router.delete("/{response_id}", summary="Delete a stored response")
 async def delete_response(response_id: str, sessions: Sessions) -> JSONResponse:
     if not sessions.delete(response_id):
-        raise NotFound(response_id, kind="Response", param="response_id")
+        raise _unknown(response_id)
     return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 
 

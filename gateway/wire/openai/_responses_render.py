@@ -140,21 +140,27 @@ def _envelope(
         "max_tool_calls": request.get("max_tool_calls"),
         "model": request["model"],
         "output": output,
-        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "parallel_tool_calls": _given(request, "parallel_tool_calls", True),
         "previous_response_id": request.get("previous_response_id"),
         "reasoning": request.get("reasoning") or {"effort": None, "summary": None},
         "service_tier": request.get("service_tier") or "default",
-        "store": request.get("store", True),
-        "temperature": request.get("temperature", 1.0),
+        "store": _given(request, "store", True),
+        "temperature": _given(request, "temperature", 1.0),
         "text": request.get("text") or {"format": {"type": "text"}},
-        "tool_choice": request.get("tool_choice", "auto"),
+        "tool_choice": _given(request, "tool_choice", "auto"),
         "tools": request.get("tools", []),
-        "top_p": request.get("top_p", 1.0),
+        "top_p": _given(request, "top_p", 1.0),
         "truncation": request.get("truncation") or "disabled",
         "usage": usage,
         "user": request.get("user"),
         "metadata": request.get("metadata") or {},
     }
+
+
+def _given(request: Mapping[str, Any], name: str, default: Any) -> Any:
+    """The request's value, or OpenAI's default where it sent none (or null)."""
+    value = request.get(name)
+    return default if value is None else value
 
 
 class ResponseBuilder:

@@ -1,0 +1,171 @@
+"""The Responses API around the tool, as agent frameworks use it, through `kernelgate/exec`: tools other
+than the code interpreter or none, tool_choice, structured output, max_tool_calls, item references,
+files and images in the input, null values, and OpenAI's error texts."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+from .responses import AUTO, OUTPUTS, calls, logs
+
+
+def _message(error: openai.APIStatusError) -> str:
+    """The error body's message, as OpenAI words it (the SDK's own `message` adds the status)."""
+    assert isinstance(error.body, dict)
+    return str(error.body["message"])
+
+
+ECHO_TOOL: Any = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
+
+
+def test_without_the_code_interpreter_nothing_runs_and_no_container_is_made(client: openai.OpenAI) -> None:
+    """Only function tools, or none: a plain model call (kernelgate/exec repeats the message)."""
+    before = {container.id for container in client.containers.list()}
+    for tools in ([], [ECHO_TOOL]):
+        response = client.responses.create(model="kernelgate/exec", input="print('not run')", tools=tools)
+        assert (response.status, response.output_text) == ("completed", "print('not run')")
+        assert calls(response) == []
+    assert {container.id for container in client.containers.list()} == before
+
+
+def test_tool_choice_none_runs_nothing_and_code_interpreter_runs(client: openai.OpenAI) -> None:
+    none = client.responses.create(model="kernelgate/exec", input="print(1)", tools=AUTO, tool_choice="none")
+    assert (calls(none), none.output_text, none.tool_choice) == ([], "print(1)", "none")
+    forced = client.responses.create(
+        model="kernelgate/exec", input="print(2)", tools=AUTO, tool_choice={"type": "code_interpreter"}, include=OUTPUTS
+    )
+    assert [logs(call) for call in calls(forced)] == ["2\n"]
+
+
+class Answer(BaseModel):
+    total: int
+    unit: str
+
+
+def test_structured_output_parses(client: openai.OpenAI) -> None:
+    """responses.parse(text_format=...): the code prints JSON, and the answer is it, parsed."""
+    code = "import json\nprint(json.dumps({'total': sum(range(10)), 'unit': 'apples'}))"
+    parsed = client.responses.parse(model="kernelgate/exec", input=code, tools=AUTO, text_format=Answer)
+    assert parsed.output_parsed == Answer(total=45, unit="apples")
+    assert parsed.text is not None
+    assert parsed.text.format is not None
+    assert parsed.text.format.type == "json_schema"
+
+
+def test_max_tool_calls_completes_with_an_answer(client: openai.OpenAI) -> None:
+    """Past max_tool_calls the calls stop and the response completes with the model's answer."""
+    blocks = "```python\nprint('one')\n```\n```python\nprint('two')\n```"
+    response = client.responses.create(
+        model="kernelgate/exec", input=blocks, tools=AUTO, max_tool_calls=1, include=OUTPUTS
+    )
+    assert (response.status, response.incomplete_details) == ("completed", None)
+    assert [logs(call) for call in calls(response)] == ["one\n"]
+    assert response.output_text == "Output:\n\n```\none\n```"
+
+
+def test_item_references_continue_the_conversation(client: openai.OpenAI) -> None:
+    """Earlier turns replayed as item_reference (as the Vercel AI SDK does): same container, same variables."""
+    first = client.responses.create(model="kernelgate/exec", input="x = 41", tools=AUTO)
+    references: Any = [{"type": "item_reference", "id": item.id} for item in first.output]
+    follow = client.responses.create(
+        model="kernelgate/exec",
+        input=[{"role": "user", "content": "x = 41"}, *references, {"role": "user", "content": "print(x + 1)"}],
+        tools=AUTO,
+        include=OUTPUTS,
+    )
+    (call,) = calls(follow)
+    assert (call.container_id, logs(call)) == (calls(first)[0].container_id, "42\n")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(
+            model="kernelgate/exec", input=[{"type": "item_reference", "id": "msg_nope"}], tools=AUTO
+        )
+    assert (caught.value.param, _message(caught.value)) == ("input[0]", "Item with id 'msg_nope' not found.")
+
+
+def test_input_files_land_once_and_uploaded_images_are_read(client: openai.OpenAI) -> None:
+    """input_file (file_data or file_id) lands in /mnt/data once per container, however often it is replayed."""
+    data = base64.b64encode(b"a,b\n1,2\n").decode()
+    part: Any = {"type": "input_file", "filename": "t.csv", "file_data": f"data:text/csv;base64,{data}"}
+    uploaded = client.files.create(file=("notes.txt", io.BytesIO(b"hello")), purpose="user_data")
+    by_id: Any = {"type": "input_file", "file_id": uploaded.id}
+    message: Any = {"role": "user", "content": [part, by_id, {"type": "input_text", "text": "x = 1"}]}
+    first = client.responses.create(model="kernelgate/exec", input=[message], tools=AUTO)
+    container_id = calls(first)[0].container_id
+    look = "import glob; print(sorted(p.split('-', 1)[1] for p in glob.glob('*-*')))"
+    again: Any = [message, {"role": "user", "content": look}]
+    follow = client.responses.create(
+        model="kernelgate/exec", input=again, tools=AUTO, include=OUTPUTS, previous_response_id=first.id
+    )
+    assert calls(follow)[0].container_id == container_id
+    assert logs(calls(follow)[0]) == "['notes.txt', 't.csv']\n"
+
+
+def test_null_values_and_replayed_calls_in_progress_are_taken(client: openai.OpenAI, openai_base_url: str) -> None:
+    body: dict[str, Any] = {
+        "model": "kernelgate/exec",
+        "input": [
+            {
+                "type": "code_interpreter_call",
+                "id": "ci_replayed",
+                "code": "y = 1",
+                "container_id": client.containers.create(name="replay").id,
+                "outputs": None,
+                "status": "interpreting",
+            },
+            {"role": "user", "content": "print('ok')"},
+        ],
+        "tools": AUTO,
+        "store": None,
+        "stream": None,
+        "parallel_tool_calls": None,
+        "include": OUTPUTS,
+    }
+    answer = httpx.post(f"{openai_base_url}/v1/responses", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    response = answer.json()
+    assert (response["store"], response["parallel_tool_calls"]) == (True, True)
+    assert (response["temperature"], response["top_p"], response["tool_choice"]) == (1.0, 1.0, "auto")
+
+
+def test_error_texts_are_openais(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as unknown:
+        client.post(
+            "/responses", body={"model": "kernelgate/exec", "input": "1", "frobnicate": 1}, cast_to=httpx.Response
+        )
+    assert unknown.value.body == {
+        "message": "Unknown parameter: 'frobnicate'.",
+        "type": "invalid_request_error",
+        "param": "frobnicate",
+        "code": "unknown_parameter",
+    }
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.responses.retrieve("resp_nope")
+    assert _message(missing.value) == "Response with id 'resp_nope' not found."
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.post(
+            "/responses", body={"model": "kernelgate/exec", "input": [{"type": "frob"}]}, cast_to=httpx.Response
+        )
+    assert "https://" not in _message(bad.value)
+    assert bad.value.param == "input[0]"
+
+
+def test_new_auto_file_ids_reach_a_reused_container(client: openai.OpenAI) -> None:
+    first = client.responses.create(model="kernelgate/exec", input="x = 1", tools=AUTO)
+    uploaded = client.files.create(file=("later.txt", io.BytesIO(b"later")), purpose="user_data")
+    tools: Any = [{"type": "code_interpreter", "container": {"type": "auto", "file_ids": [uploaded.id]}}]
+    follow = client.responses.create(
+        model="kernelgate/exec",
+        input="import glob; print([p.split('-', 1)[1] for p in glob.glob('*-later.txt')])",
+        tools=tools,
+        include=OUTPUTS,
+        previous_response_id=first.id,
+    )
+    (call,) = calls(follow)
+    assert (call.container_id, logs(call)) == (calls(first)[0].container_id, "['later.txt']\n")
