@@ -30,15 +30,14 @@ def upstream(data_dir: Path) -> Iterator[tuple[FakeUpstream, openai.OpenAI]]:
 
 
 def test_an_upstream_that_never_answers_times_out(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:
-    """Past KERNELGATE_UPSTREAM_TIMEOUT (and its retries) the response fails instead of hanging."""
+    """Past KERNELGATE_UPSTREAM_TIMEOUT (and its retries) the request fails with a 504 instead of hanging:
+    the stream had not begun, so it is an HTTP error the SDK can retry."""
     fake, client = upstream
     fake.script = [Reply(hang=30), Reply(hang=30), Reply(hang=30)]
-    with client.responses.stream(model="m", input="hi", tools=AUTO) as stream:
-        events = list(stream)
-    last = events[-1]
-    assert last.type == "response.failed"
-    assert last.response.error is not None
-    assert str(last.response.error.code) == "upstream_504"
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.responses.create(model="m", input="hi", tools=AUTO, stream=True)
+    assert caught.value.status_code == 504
+    assert "could not be reached" in caught.value.message
 
 
 @pytest.mark.parametrize("ignores_none", [False, True])
@@ -98,12 +97,12 @@ def test_replay_of_an_unrecorded_request_names_it_and_the_cassette(data_dir: Pat
     cassette.write_text(json.dumps({"kernelgate_cassette": 1, "interactions": []}))
     with serve(Settings(data_dir=data_dir, image=IMAGE, cassette=cassette)) as base_url:
         client = sdk_for(base_url)
-        response = client.responses.create(model="m", input="hi", tools=AUTO)
-    assert response.status == "failed"
-    assert response.error is not None
-    assert str(response.error.code) == "cassette_miss"  # kernelgate's own code, beyond the SDK's Literal
-    assert str(cassette) in response.error.message
-    assert "/v1/chat/completions" in response.error.message
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.responses.create(model="m", input="hi", tools=AUTO)
+    assert (caught.value.status_code, caught.value.code) == (502, "cassette_miss")
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert str(cassette) in caught.value.message
+    assert "/v1/chat/completions" in caught.value.message
 
 
 def test_a_streamed_function_call_reaches_the_stream_helper(upstream: tuple[FakeUpstream, openai.OpenAI]) -> None:

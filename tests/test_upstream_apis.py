@@ -136,14 +136,28 @@ def test_text_before_a_call_comes_first(served: Served) -> None:
     assert response.output_text == "Let me compute.1024."
 
 
-def test_an_upstream_error_fails_the_response(served: Served) -> None:
-    """A non-retryable upstream error ends the response as failed, naming the upstream's status."""
+def test_an_upstream_error_before_any_output_is_an_http_error(served: Served) -> None:
+    """Nothing said yet: an upstream's 400 is a 502 the SDK must not retry, naming the upstream's status."""
     served.fake.script = [Reply(status=400)]
-    response = served.client.responses.create(model="m", input="hi", tools=AUTO)
+    with pytest.raises(openai.InternalServerError) as caught:
+        served.client.responses.create(model="m", input="hi", tools=AUTO)
+    assert caught.value.status_code == 502
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert "failed with 400" in caught.value.message
+    assert "scripted 400" in caught.value.message
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, "server_error"), (429, "rate_limit_exceeded")])
+def test_an_upstream_error_after_output_fails_the_response(served: Served, status: int, code: str) -> None:
+    """Once the response has output, an upstream failure (after its retries) ends it as failed, with OpenAI's
+    error code and the upstream's status in the message; it is stored as it ended."""
+    served.fake.script = [Reply(code="print('ran')"), *[Reply(status=status)] * 3]
+    response = served.client.responses.create(model="m", input="hi", tools=AUTO, include=OUTPUTS)
     assert response.status == "failed"
     assert response.error is not None
-    assert str(response.error.code) == "upstream_400"  # kernelgate's own code, beyond the SDK's Literal
-    assert "scripted 400" in response.error.message
+    assert (response.error.code, logs(calls(response)[0])) == (code, "ran\n")
+    assert f"failed with {status}" in response.error.message
+    assert served.client.responses.retrieve(response.id).error == response.error
 
 
 def test_a_busy_upstream_is_retried(served: Served) -> None:
@@ -155,10 +169,11 @@ def test_a_busy_upstream_is_retried(served: Served) -> None:
 
 
 def test_an_upstream_is_retried_twice_then_the_response_fails(served: Served) -> None:
-    """Exactly two retries: a third 503 fails the response, and the reply after it is never asked for."""
+    """Exactly two retries: a third 503 is the client's 503, and the reply after it is never asked for."""
     served.fake.script = [Reply(status=503)] * 3 + [Reply(text="too late")]
-    response = served.client.responses.create(model="m", input="hi", tools=AUTO)
-    assert (response.status, response.error and response.error.code) == ("failed", "upstream_503")
+    with pytest.raises(openai.InternalServerError) as caught:
+        served.client.responses.create(model="m", input="hi", tools=AUTO)
+    assert caught.value.status_code == 503
     assert len(served.fake.requests) == 3
 
 

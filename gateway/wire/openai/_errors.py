@@ -42,6 +42,7 @@ from ..._errors import (
     Unauthorized,
     Unavailable,
 )
+from ...conversation.model import ModelError
 from ..format import Handler
 from ._responses_input import TAG
 
@@ -101,6 +102,19 @@ async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("Gateway failure on %s %s: %s", request.method, request.url.path, exc)
     # Unavailable means Docker or the image is missing: retrying within seconds will not help.
     return error_response(status, str(exc), exc.param, exc.code or code, retry=not isinstance(exc, Unavailable))
+
+
+async def _model_error(request: Request, exc: Exception) -> JSONResponse:
+    """The model's provider failed before the response said anything: an HTTP error the client can retry
+    where retrying may help (the upstream's 429 and 5xx, an upstream out of reach)."""
+    assert isinstance(exc, ModelError)
+    log.warning("Upstream failure on %s %s: %s", request.method, request.url.path, exc)
+    if exc.code:  # kernelgate's own (cassette_miss): the same request fails the same way
+        return error_response(502, str(exc), code=exc.code, retry=False)
+    status = exc.status or 502
+    if status == 429 or status >= 500:
+        return error_response(status, str(exc))
+    return error_response(502, str(exc), retry=False)  # the upstream refused kernelgate's request
 
 
 async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:
@@ -168,6 +182,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 HANDLERS: dict[type[Exception], Handler] = {
+    ModelError: _model_error,
     GatewayError: _gateway_error,
     SandboxError: _sandbox_error,
     RequestValidationError: _validation_error,

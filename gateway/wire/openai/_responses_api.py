@@ -7,7 +7,7 @@ import base64
 import logging
 import mimetypes
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -35,6 +35,7 @@ from ._shared import Files, Sessions
 
 __all__ = ["router"]
 
+T = TypeVar("T")
 log = logging.getLogger("kernelgate.gateway")
 WIRE = "openai"
 """How this wire format marks the responses it stores."""
@@ -67,13 +68,17 @@ async def create_response(body: CreateResponseRequest, request: Request, session
     body.wants_outputs()  # refuses an unknown include before anything runs
     session = await sessions.start(session_request, check_function_calls)
     finish = _Finisher(session, body.echo(), body.keep)
+    # Until the model's first event nothing has been said: an upstream failure is then an HTTP error
+    # (ModelError's handler), which the client's SDK retries as it would OpenAI's.
+    first = await _while_connected(request, _first(session.events))
+    events = _chained(first, session.events)
     if body.stream:
         builder = ResponseBuilder(session.id, session.created_at, finish.parameters)
-        return StreamingResponse(_stream(builder, session.events, finish), media_type="text/event-stream")
+        return StreamingResponse(_stream(builder, events, finish), media_type="text/event-stream")
     try:
-        await _while_connected(request, _drain(session.events))
+        await _while_connected(request, _drain(events))
     except ModelError as exc:
-        return JSONResponse(render_response(finish(Failure(code=_model_error_code(exc), message=str(exc)))))
+        return JSONResponse(render_response(finish(_failure(exc))))
     return JSONResponse(render_response(finish()))
 
 
@@ -134,7 +139,19 @@ async def _drain(events: AsyncIterator[LoopEvent]) -> None:
         pass
 
 
-async def _while_connected(request: Request, work: Coroutine[Any, Any, None]) -> None:
+async def _first(events: AsyncIterator[LoopEvent]) -> LoopEvent | None:
+    return await anext(events, None)
+
+
+async def _chained(first: LoopEvent | None, rest: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
+    if first is None:
+        return
+    yield first
+    async for event in rest:
+        yield event
+
+
+async def _while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
     """Do the work, cancelling it (and so interrupting the code it runs) if the client goes away."""
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnected(request))
@@ -144,7 +161,7 @@ async def _while_connected(request: Request, work: Coroutine[Any, Any, None]) ->
         gone.cancel()
         if not task.done():
             task.cancel()
-    await task  # re-raises its error, or CancelledError when the client left
+    return await task  # re-raises its error, or CancelledError when the client left
 
 
 async def _disconnected(request: Request) -> None:
@@ -152,10 +169,9 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def _model_error_code(exc: ModelError) -> str:
-    if exc.code:
-        return exc.code
-    return f"upstream_{exc.status}" if exc.status else "upstream_error"
+def _failure(exc: ModelError) -> Failure:
+    """A model failure after output began, in OpenAI's error codes (the upstream's status is in the message)."""
+    return Failure(code="rate_limit_exceeded" if exc.status == 429 else "server_error", message=str(exc))
 
 
 class _Finisher:
@@ -178,7 +194,7 @@ async def _stream(builder: ResponseBuilder, events: AsyncIterator[LoopEvent], fi
             for event in builder.on(loop_event):
                 yield sse(event)
     except ModelError as exc:
-        failure = Failure(code=_model_error_code(exc), message=str(exc))
+        failure = _failure(exc)
     except (GatewayError, SandboxError) as exc:
         failure = Failure(code="server_error", message=str(exc))
     except Exception as exc:
