@@ -74,13 +74,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cassette=Cassette(settings.cassette, settings.cassette_mode) if settings.cassette else None,
             default_api=settings.upstream_api,
         )
-        app.state.services = Services(containers, files, SessionService(store, containers, loop, models))
+        sessions = SessionService(store, containers, loop, models)
+        if interrupted := sessions.fail_interrupted():
+            log.warning("%d background responses were cut off by the last stop: kept as failed", interrupted)
+        app.state.services = Services(containers, files, sessions)
         gateway = app.state.gateway = Gateway(manager, models, containers)
         await _start_manager(gateway)
         try:
             yield
         finally:
             # Live sandboxes stay up for the next start to adopt: a restart loses no container.
+            await sessions.close()
             gateway.left_sandboxes = containers.owned_sandboxes()
             log.info("Leaving %d sandboxes for the next start to adopt", len(gateway.left_sandboxes))
             await manager.close(remove_sandboxes=False)

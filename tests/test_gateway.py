@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -172,3 +173,22 @@ def test_responses_an_older_kernelgate_stored_are_kept(data_dir: Path) -> None:
     (data,) = db.execute("SELECT data FROM stored_responses WHERE id = ?", [follow.id]).fetchone()
     db.close()
     assert list(StoredResponse.model_validate_json(data).history) == stored.conversation
+
+
+def test_a_background_response_cut_off_by_a_stop_is_kept_as_failed(data_dir: Path) -> None:
+    """The gateway stops while a background response runs: its code is interrupted, and after the restart
+    GET says it failed, and why."""
+    settings = Settings(data_dir=data_dir, image=IMAGE)
+    with serve(settings) as base_url:
+        client = sdk_for(base_url)
+        container = client.containers.create(name="bg")
+        code = "open('started', 'w').close()\nimport time\nwhile True:\n    time.sleep(0.1)"
+        tools: Any = [{"type": "code_interpreter", "container": container.id}]
+        started = client.responses.create(model="kernelgate/exec", input=code, tools=tools, background=True)
+        while not any(f.path.endswith("/started") for f in client.containers.files.list(container.id)):
+            pass
+    with serve(settings) as base_url:
+        stored = sdk_for(base_url).responses.retrieve(started.id)
+    assert stored.status == "failed"
+    assert stored.error is not None
+    assert stored.error.message == "The gateway stopped while this background response ran."

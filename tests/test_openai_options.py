@@ -13,7 +13,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from .responses import AUTO, OUTPUTS, calls, logs
+from .responses import AUTO, OUTPUTS, calls, logs, tools_for
 
 
 def _message(error: openai.APIStatusError) -> str:
@@ -169,3 +169,62 @@ def test_new_auto_file_ids_reach_a_reused_container(client: openai.OpenAI) -> No
     )
     (call,) = calls(follow)
     assert (call.container_id, logs(call)) == (calls(first)[0].container_id, "['later.txt']\n")
+
+
+def test_input_items_lists_what_the_request_sent(client: openai.OpenAI) -> None:
+    """GET /v1/responses/{id}/input_items: the request's own items, newest first by default, paged."""
+    sent: Any = [
+        {"role": "developer", "content": "be terse"},
+        {"role": "user", "content": "print('a')"},
+    ]
+    response = client.responses.create(model="kernelgate/exec", input=sent, tools=AUTO)
+    listed = client.responses.input_items.list(response.id)
+    assert [(item.type, getattr(item, "role", None)) for item in listed.data] == [
+        ("message", "user"),
+        ("message", "developer"),
+    ]
+    assert all(item.id for item in listed.data)
+    first = client.responses.input_items.list(response.id, order="asc", limit=1)
+    assert (len(first.data), first.has_more, getattr(first.data[0], "role", None)) == (1, True, "developer")
+    rest = client.responses.input_items.list(response.id, order="asc", after=first.data[0].id)
+    assert [getattr(item, "role", None) for item in rest.data] == ["user"]
+    assert not rest.has_more
+
+
+def test_a_background_response_is_polled_and_cancelled(client: openai.OpenAI) -> None:
+    """background=true answers at once; GET polls it to the end; cancel interrupts running code."""
+    started = client.responses.create(
+        model="kernelgate/exec", input="print(sum(range(5)))", tools=AUTO, background=True, include=OUTPUTS
+    )
+    assert (started.status, started.background) == ("in_progress", True)
+    until_done = [client.responses.retrieve(started.id)]
+    while until_done[-1].status == "in_progress":
+        until_done.append(client.responses.retrieve(started.id))
+    done = until_done[-1]
+    assert (done.status, done.background, [logs(call) for call in calls(done)]) == ("completed", True, ["10\n"])
+
+    container = client.containers.create(name="background")
+    code = "open('started', 'w').close()\nimport time\nwhile True:\n    time.sleep(0.1)"
+    slow = client.responses.create(model="kernelgate/exec", input=code, tools=tools_for(container.id), background=True)
+    while not any(f.path.endswith("/started") for f in client.containers.files.list(container.id)):
+        assert client.responses.retrieve(slow.id).status == "in_progress"
+    cancelled = client.responses.cancel(slow.id)
+    assert cancelled.status == "cancelled"
+    assert client.responses.retrieve(slow.id).status == "cancelled"
+    after = client.responses.create(
+        model="kernelgate/exec", input="print('after')", tools=tools_for(container.id), include=OUTPUTS
+    )
+    assert [logs(call) for call in calls(after)] == ["after\n"]  # the container is free: the loop was stopped
+    with pytest.raises(openai.BadRequestError):
+        client.responses.cancel(client.responses.create(model="kernelgate/exec", input="1", tools=AUTO).id)
+
+
+def test_a_background_response_streams_to_its_end(client: openai.OpenAI) -> None:
+    with client.responses.create(
+        model="kernelgate/exec", input="print('bg')", tools=AUTO, background=True, stream=True, include=OUTPUTS
+    ) as stream:
+        events = list(stream)
+    assert events[0].type == "response.created"
+    assert events[-1].type == "response.completed"
+    final = client.responses.retrieve(events[-1].response.id)
+    assert (final.status, [logs(call) for call in calls(final)]) == ("completed", ["bg\n"])

@@ -33,6 +33,8 @@ class _Value(BaseModel):
 class UserMessage(_Value):
     type: Literal["user"] = "user"
     text: str
+    id: str | None = None
+    """The wire format's id for it, where it gives input items one."""
     images: tuple[str, ...] = ()
     """Image URLs (`data:` URLs for uploaded ones) for a model that takes images."""
 
@@ -42,6 +44,8 @@ class SystemMessage(_Value):
 
     type: Literal["system"] = "system"
     text: str
+    role: Literal["system", "developer"] = "system"
+    id: str | None = None
 
 
 class Citation(_Value):
@@ -110,6 +114,7 @@ class FunctionOutput(_Value):
     type: Literal["function_output"] = "function_output"
     call_id: str
     output: str
+    id: str | None = None
 
 
 Item = Annotated[

@@ -17,6 +17,10 @@ __all__ = ["Failure", "Outcome", "StoredResponse"]
 
 
 class Outcome(enum.StrEnum):
+    IN_PROGRESS = "in_progress"
+    """Still running (a background response): `output` holds what is finished so far."""
+    CANCELLED = "cancelled"
+    """A background response cancelled by its client; its running code was interrupted."""
     COMPLETED = "completed"
     INCOMPLETE = "incomplete"
     """Cut short: the model's output limit or content filter, or the tool loop's limit."""
@@ -40,7 +44,7 @@ class StoredResponse(BaseModel):
     """The wire format that made it (`openai`); only it renders it."""
     model: str
     created_at: int
-    completed_at: int
+    completed_at: int | None
     status: Outcome
     incomplete_reason: str | None = None
     error: Failure | None = None
@@ -56,6 +60,8 @@ class StoredResponse(BaseModel):
     """What the model produced (finished items only)."""
     parameters: dict[str, JsonValue] = {}
     """The request's other parameters in its wire format's terms, echoed when that format renders it."""
+    background: bool = False
+    """Run detached from the request that made it: polled, and cancellable."""
 
     @property
     def conversation(self) -> list[Item]:

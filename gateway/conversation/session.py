@@ -8,10 +8,12 @@ follow-up in any format to continue.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import JsonValue
 
@@ -98,6 +100,7 @@ class SessionRequest:
     sampling: Sampling = field(default_factory=Sampling)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     output_format: OutputFormat | None = None
+    background: bool = False
 
 
 class Session:
@@ -118,6 +121,7 @@ class Session:
     ) -> None:
         self.id = request.id
         self.model = request.model
+        self.background = request.background
         self.created_at = int(time.time())
         self.container_id = container_id
         self.history = history
@@ -149,19 +153,26 @@ class Session:
             yield event
 
     def finish(
-        self, wire: str, parameters: dict[str, JsonValue], failure: Failure | None = None, keep: bool = True
+        self,
+        wire: str,
+        parameters: dict[str, JsonValue],
+        failure: Failure | None = None,
+        keep: bool = True,
+        *,
+        status: Outcome | None = None,
     ) -> StoredResponse:
-        """The response as it ended; kept for GET and follow-ups when `keep`."""
-        if failure is not None:
+        """The response as it ended (or, with `status` in_progress, as it stands); kept for GET and
+        follow-ups when `keep`."""
+        if status is None and failure is not None:
             status = Outcome.FAILED
-        else:
+        elif status is None:
             status = Outcome.INCOMPLETE if self._incomplete_reason else Outcome.COMPLETED
         response = StoredResponse(
             id=self.id,
             wire=wire,
             model=self.model,
             created_at=self.created_at,
-            completed_at=int(time.time()),
+            completed_at=None if status is Outcome.IN_PROGRESS else int(time.time()),
             status=status,
             incomplete_reason=self._incomplete_reason if status is Outcome.INCOMPLETE else None,
             error=failure,
@@ -172,11 +183,15 @@ class Session:
             input=tuple(self.input),
             output=tuple(self.output),
             parameters=parameters,
+            background=self.background,
         )
         if keep:
             data = response.model_dump_json()
             named = [item.id for item in self.output if isinstance(item, AssistantMessage | CodeCall | FunctionCall)]
-            self._store.add_response(ResponseRecord(id=self.id, created_at=self.created_at, data=data), named)
+            record = ResponseRecord(
+                id=self.id, created_at=self.created_at, data=data, in_progress=status is Outcome.IN_PROGRESS
+            )
+            self._store.add_response(record, named)
         return response
 
 
@@ -186,6 +201,47 @@ class SessionService:
         self._containers = containers
         self._loop = loop
         self._models = models
+        self._background: dict[str, asyncio.Task[None]] = {}
+
+    def detach(self, session: Session, run: Coroutine[Any, Any, None]) -> None:
+        """Run a background response's `run` apart from any request, until it ends or is cancelled."""
+        task = asyncio.get_running_loop().create_task(run, name=f"background {session.id}")
+        self._background[session.id] = task
+        task.add_done_callback(lambda _: self._background.pop(session.id, None))
+
+    async def cancel(self, response_id: str) -> bool:
+        """Cancel a running background response (its code is interrupted); whether it was running."""
+        task = self._background.get(response_id)
+        if task is None:
+            return False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return True
+
+    async def close(self) -> None:
+        """Stop every background response (at shutdown, interrupting its code); each is kept as failed."""
+        running = dict(self._background)
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        for response_id in running:
+            record = self._store.get_response(response_id)
+            if record is not None:
+                self._fail(record, "The gateway stopped while this background response ran.")
+
+    def fail_interrupted(self) -> int:
+        """Mark the background responses a gateway left running when it died as failed; how many."""
+        records = self._store.responses_in_progress()
+        for record in records:
+            self._fail(record, "The gateway stopped while this background response ran.")
+        return len(records)
+
+    def _fail(self, record: ResponseRecord, message: str) -> None:
+        stored = StoredResponse.model_validate_json(record.data)
+        update = {"status": Outcome.FAILED, "completed_at": int(time.time())}
+        failed = stored.model_copy(update={**update, "error": Failure(code="server_error", message=message)})
+        self._store.add_response(record.model_copy(update={"data": failed.model_dump_json(), "in_progress": False}))
 
     async def start(self, request: SessionRequest, check: Callable[[list[Item]], None] = lambda items: None) -> Session:
         """Look the model up, load the history (`check` sees it whole), choose the container, add the

@@ -72,6 +72,8 @@ class ResponseRecord(_Record):
     id: str
     created_at: int
     data: str
+    in_progress: bool = False
+    """Still running when it was kept (a background response)."""
 
 
 class LegacyResponseRecord(_Record):

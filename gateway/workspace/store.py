@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS container_files (
     bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, UNIQUE (container_id, path)
 );
 CREATE TABLE IF NOT EXISTS stored_responses (
-    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, data TEXT NOT NULL
+    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, data TEXT NOT NULL, in_progress INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS response_items (
     item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL
@@ -247,8 +247,8 @@ class Store:
             self._db.execute("BEGIN")
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?)",
-                    [record.id, record.created_at, record.data],
+                    "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?, ?)",
+                    [record.id, record.created_at, record.data, int(record.in_progress)],
                 )
                 self._db.executemany(
                     "INSERT OR REPLACE INTO response_items VALUES (?, ?)", [(item, record.id) for item in item_ids]
@@ -266,6 +266,9 @@ class Store:
         rows = self._run("SELECT * FROM stored_responses WHERE id = ?", [response_id])
         return ResponseRecord(**dict(rows[0])) if rows else None
 
+    def responses_in_progress(self) -> list[ResponseRecord]:
+        return [ResponseRecord(**dict(row)) for row in self._run("SELECT * FROM stored_responses WHERE in_progress")]
+
     def delete_response(self, response_id: str) -> bool:
         with self._lock:
             self._db.execute("DELETE FROM response_items WHERE response_id = ?", [response_id])
@@ -282,7 +285,7 @@ class Store:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO stored_responses VALUES (?, ?, ?)",
+                    "INSERT OR IGNORE INTO stored_responses VALUES (?, ?, ?, 0)",
                     [(record.id, record.created_at, record.data) for record in records],
                 )
                 self._db.execute("DROP TABLE responses")

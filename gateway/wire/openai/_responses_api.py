@@ -7,9 +7,9 @@ import base64
 import logging
 import mimetypes
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from sandbox import SandboxError
@@ -17,10 +17,10 @@ from sandbox import SandboxError
 from ..._errors import GatewayError, InvalidRequest, NotFound
 from ..._ids import new_hex_id
 from ...conversation.items import Item, UserMessage
-from ...conversation.loop import LoopEvent
+from ...conversation.loop import CallFinished, FunctionCallMade, LoopEvent, MessageFinished
 from ...conversation.model import ModelError, Sampling
-from ...conversation.record import Failure, StoredResponse
-from ...conversation.session import AutoContainer, ItemReference, Session, SessionRequest
+from ...conversation.record import Failure, Outcome, StoredResponse
+from ...conversation.session import AutoContainer, ItemReference, Session, SessionRequest, SessionService
 from ...workspace.files import FileService
 from ...workspace.records import NetworkPolicy
 from ._responses_input import (
@@ -30,8 +30,8 @@ from ._responses_input import (
     check_function_calls,
     parse_input,
 )
-from ._responses_render import ResponseBuilder, render_response, sse
-from ._shared import Files, Sessions
+from ._responses_render import ResponseBuilder, render_item, render_response, sse
+from ._shared import Files, Order, Sessions
 
 __all__ = ["router"]
 
@@ -64,10 +64,16 @@ async def create_response(body: CreateResponseRequest, request: Request, session
         sampling=Sampling(temperature=body.temperature, top_p=body.top_p),
         tool_choice=body.choice(),
         output_format=body.output_format(),
+        background=body.background is True,
     )
     body.wants_outputs()  # refuses an unknown include before anything runs
+    if body.background and not body.keep:
+        msg = "Background responses must be stored: send store=true (the default) with background=true."
+        raise InvalidRequest(msg, "background")
     session = await sessions.start(session_request, check_function_calls)
     finish = _Finisher(session, body.echo(), body.keep)
+    if body.background:
+        return await _detached(sessions, session, finish, stream=body.stream is True)
     # Until the model's first event nothing has been said: an upstream failure is then an HTTP error
     # (ModelError's handler), which the client's SDK retries as it would OpenAI's.
     first = await _while_connected(request, _first(session.events))
@@ -127,6 +133,55 @@ async def retrieve_response(response_id: str, sessions: Sessions) -> JSONRespons
     return JSONResponse(render_response(stored))
 
 
+@router.get("/{response_id}/input_items", summary="The input items of a stored response")
+async def list_input_items(
+    response_id: str,
+    sessions: Sessions,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Order = "desc",
+    include: Annotated[list[str] | None, Query()] = None,
+) -> JSONResponse:
+    """The items the request itself sent (a follow-up's earlier turns are its previous response's)."""
+    stored = sessions.stored(response_id)
+    if stored is None or stored.wire != WIRE:
+        raise _unknown(response_id)
+    with_outputs = "code_interpreter_call.outputs" in (include or ())
+    items = [render_item(item, with_outputs) for item in stored.input]
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [item.get("id") for item in items]
+        if after not in ids:
+            msg = f"No input item {after!r} to list after."
+            raise InvalidRequest(msg, "after")
+        items = items[ids.index(after) + 1 :]
+    page = items[:limit]
+    listed = {
+        "object": "list",
+        "data": page,
+        "first_id": page[0].get("id") if page else None,
+        "last_id": page[-1].get("id") if page else None,
+        "has_more": len(items) > limit,
+    }
+    return JSONResponse(listed)
+
+
+@router.post("/{response_id}/cancel", summary="Cancel a background response")
+async def cancel_response(response_id: str, sessions: Sessions) -> JSONResponse:
+    """Stops a background response that still runs (interrupting its code); one that ended is returned as it is."""
+    stored = sessions.stored(response_id)
+    if stored is None or stored.wire != WIRE:
+        raise _unknown(response_id)
+    if not stored.background:
+        msg = "Only responses created with background=true can be cancelled."
+        raise InvalidRequest(msg, "response_id")
+    await sessions.cancel(response_id)
+    stored = sessions.stored(response_id)
+    assert stored is not None
+    return JSONResponse(render_response(stored))
+
+
 @router.delete("/{response_id}", summary="Delete a stored response")
 async def delete_response(response_id: str, sessions: Sessions) -> JSONResponse:
     if not sessions.delete(response_id):
@@ -181,8 +236,60 @@ class _Finisher:
         self.parameters = parameters
         self._session, self._keep = session, keep
 
-    def __call__(self, failure: Failure | None = None) -> StoredResponse:
-        return self._session.finish(WIRE, self.parameters, failure, keep=self._keep)
+    def __call__(self, failure: Failure | None = None, status: Outcome | None = None) -> StoredResponse:
+        return self._session.finish(WIRE, self.parameters, failure, keep=self._keep, status=status)
+
+    def progress(self) -> StoredResponse:
+        """Keep the response as it stands (a background response, polled while it runs)."""
+        return self(status=Outcome.IN_PROGRESS)
+
+
+_Relayed = LoopEvent | StoredResponse
+
+
+async def _detached(sessions: SessionService, session: Session, finish: _Finisher, stream: bool) -> Any:
+    """A background response: it runs apart from this request (which may stream it, and may go away)."""
+    started = finish.progress()
+    relay: asyncio.Queue[_Relayed] | None = asyncio.Queue() if stream else None
+    sessions.detach(session, _run_detached(session, finish, relay))
+    if relay is None:
+        return JSONResponse(render_response(started))
+    builder = ResponseBuilder(session.id, session.created_at, finish.parameters)
+    return StreamingResponse(_relayed(builder, relay), media_type="text/event-stream")
+
+
+async def _run_detached(session: Session, finish: _Finisher, relay: asyncio.Queue[_Relayed] | None) -> None:
+    failure, status = None, None
+    try:
+        async for event in session.events:
+            if relay is not None:
+                relay.put_nowait(event)
+            if isinstance(event, CallFinished | MessageFinished | FunctionCallMade):
+                finish.progress()
+    except asyncio.CancelledError:
+        status = Outcome.CANCELLED
+    except ModelError as exc:
+        failure = _failure(exc)
+    except (GatewayError, SandboxError) as exc:
+        failure = Failure(code="server_error", message=str(exc))
+    except Exception as exc:
+        log.exception("Background response %s failed", session.id)
+        failure = Failure(code="server_error", message=f"The server had an error while processing your request: {exc}")
+    final = finish(failure, status)
+    if relay is not None:
+        relay.put_nowait(final)
+
+
+async def _relayed(builder: ResponseBuilder, relay: asyncio.Queue[_Relayed]) -> AsyncIterator[str]:
+    for event in builder.opening():
+        yield sse(event)
+    while True:
+        item = await relay.get()
+        if isinstance(item, StoredResponse):
+            yield sse(builder.closing(item))
+            return
+        for event in builder.on(item):
+            yield sse(event)
 
 
 async def _stream(builder: ResponseBuilder, events: AsyncIterator[LoopEvent], finish: _Finisher) -> AsyncIterator[str]:

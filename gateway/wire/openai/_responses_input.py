@@ -269,6 +269,7 @@ class FunctionCallInput(_Lenient):
 
 class FunctionOutputInput(_Lenient):
     type: Literal["function_call_output"]
+    id: str | None = None
     call_id: str
     output: TextOrParts
 
@@ -435,7 +436,7 @@ def parse_input(raw: str | list[Any]) -> ParsedInput:
     parsed = ParsedInput()
     if isinstance(raw, str):
         if raw:
-            parsed.items.append(UserMessage(text=raw))
+            parsed.items.append(UserMessage(text=raw, id=new_hex_id("msg_", 48)))
         return parsed
     for index, item in enumerate(raw):
         _parse_item(item, f"input[{index}]", parsed)
@@ -445,12 +446,13 @@ def parse_input(raw: str | list[Any]) -> ParsedInput:
 def _parse_item(item: Any, where: str, parsed: ParsedInput) -> None:
     if isinstance(item, MessageInput):
         text, images = _content(item.content, where, parsed)
+        message_id = item.id or new_hex_id("msg_", 48)
         if item.role == "user":
-            parsed.items.append(UserMessage(text=text, images=tuple(images)))
+            parsed.items.append(UserMessage(text=text, images=tuple(images), id=message_id))
         elif item.role == "assistant":
-            parsed.items.append(AssistantMessage(id=item.id or new_hex_id("msg_", 48), text=text))
+            parsed.items.append(AssistantMessage(id=message_id, text=text))
         else:
-            parsed.items.append(SystemMessage(text=text))
+            parsed.items.append(SystemMessage(text=text, role=item.role, id=message_id))
     elif isinstance(item, CodeCallInput):
         logs = "".join(output.logs for output in item.outputs or () if isinstance(output, LogsOutput))
         status = _REPLAYED_STATUS.get(item.status, CallStatus.INCOMPLETE)  # cut short, as far as a model knows
@@ -462,7 +464,7 @@ def _parse_item(item: Any, where: str, parsed: ParsedInput) -> None:
         parsed.items.append(FunctionCall(id=call_id, call_id=item.call_id, name=item.name, arguments=item.arguments))
     elif isinstance(item, FunctionOutputInput):
         output = item.output if isinstance(item.output, str) else _content(item.output, where, parsed)[0]
-        parsed.items.append(FunctionOutput(call_id=item.call_id, output=output))
+        parsed.items.append(FunctionOutput(call_id=item.call_id, output=output, id=item.id or new_hex_id("fco_", 48)))
     elif isinstance(item, ItemReferenceInput):
         parsed.items.append(ItemReference(item.id, where))
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, UserMessage
+from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, SystemMessage
 from ...conversation.loop import (
     CallCodeDelta,
     CallCodeDone,
@@ -22,7 +22,7 @@ from ...conversation.loop import (
     MessageStarted,
     UsageReported,
 )
-from ...conversation.record import StoredResponse
+from ...conversation.record import Outcome, StoredResponse
 
 __all__ = ["ResponseBuilder", "render_item", "render_response", "sse"]
 
@@ -41,11 +41,19 @@ def render_item(item: Item, with_outputs: bool) -> dict[str, Any]:
     if isinstance(item, FunctionCall):
         return _function_call(item)
     if isinstance(item, FunctionOutput):
-        return {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+        output = {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+        return {"id": item.id, **output, "status": "completed"}
     if isinstance(item, AssistantMessage):
         return _message(item)
-    assert isinstance(item, UserMessage)
-    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": item.text}]}
+    if isinstance(item, SystemMessage):
+        return _input_message(item.id, item.role, [{"type": "input_text", "text": item.text}])
+    parts: list[dict[str, Any]] = [{"type": "input_text", "text": item.text}] if item.text else []
+    parts += [{"type": "input_image", "image_url": url, "detail": "auto", "file_id": None} for url in item.images]
+    return _input_message(item.id, "user", parts)
+
+
+def _input_message(item_id: str | None, role: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": item_id, "type": "message", "role": role, "status": "completed", "content": content}
 
 
 def _call(call: CodeCall, with_outputs: bool) -> dict[str, Any]:
@@ -102,7 +110,7 @@ def render_response(stored: StoredResponse) -> dict[str, Any]:
         completed_at=stored.completed_at,
         error=stored.error.model_dump() if stored.error else None,
         incomplete_reason=stored.incomplete_reason,
-        usage=_usage(stored.input_tokens, stored.output_tokens),
+        usage=_usage(stored.input_tokens, stored.output_tokens) if stored.status is not Outcome.IN_PROGRESS else None,
     )
 
 
@@ -131,7 +139,7 @@ def _envelope(
         "object": "response",
         "created_at": created_at,
         "status": status,
-        "background": False,
+        "background": request.get("background") is True,
         "completed_at": completed_at,
         "error": error,
         "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
@@ -286,7 +294,9 @@ class ResponseBuilder:
 
     def closing(self, finished: StoredResponse) -> dict[str, Any]:
         """The last event: response.completed, response.incomplete or response.failed, with the response."""
-        return self._event(f"response.{finished.status.value}", response=render_response(finished))
+        # OpenAI has no response.cancelled event: a cancelled background stream ends as failed, status cancelled.
+        kind = "failed" if finished.status is Outcome.CANCELLED else finished.status.value
+        return self._event(f"response.{kind}", response=render_response(finished))
 
 
 def sse(event: dict[str, Any]) -> str:
