@@ -18,6 +18,7 @@ from ._limits import BodyLimit, api_key_check
 from ._settings import Settings
 from .conversation.loop import ToolLoop
 from .conversation.session import SessionService
+from .conversation.threads import ConversationService
 from .upstreams.router import Cassette, ModelRouter
 from .wire.format import WireFormat, format_for, install_error_handlers
 from .wire.openai import OPENAI
@@ -74,10 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cassette=Cassette(settings.cassette, settings.cassette_mode) if settings.cassette else None,
             default_api=settings.upstream_api,
         )
-        sessions = SessionService(store, containers, loop, models)
+        conversations = ConversationService(store)
+        sessions = SessionService(store, containers, loop, models, conversations)
         if interrupted := sessions.fail_interrupted():
             log.warning("%d background responses were cut off by the last stop: kept as failed", interrupted)
-        app.state.services = Services(containers, files, sessions)
+        app.state.services = Services(containers, files, sessions, conversations)
         gateway = app.state.gateway = Gateway(manager, models, containers)
         await _start_manager(gateway)
         try:

@@ -192,3 +192,18 @@ def test_a_background_response_cut_off_by_a_stop_is_kept_as_failed(data_dir: Pat
     assert stored.status == "failed"
     assert stored.error is not None
     assert stored.error.message == "The gateway stopped while this background response ran."
+
+
+def test_a_conversation_survives_a_restart(data_dir: Path) -> None:
+    settings = Settings(data_dir=data_dir, image=IMAGE)
+    with serve(settings, purge=False) as base_url:
+        client = sdk_for(base_url)
+        conversation = client.conversations.create()
+        client.responses.create(model="kernelgate/exec", input="y = 6 * 7", tools=AUTO, conversation=conversation.id)
+    with serve(settings) as base_url:
+        client = sdk_for(base_url)
+        follow = client.responses.create(
+            model="kernelgate/exec", input="print(y)", tools=AUTO, include=OUTPUTS, conversation=conversation.id
+        )
+        assert [logs(call) for call in calls(follow)] == ["42\n"]
+        assert len(client.conversations.items.list(conversation.id).data) == 6

@@ -228,3 +228,45 @@ def test_a_background_response_streams_to_its_end(client: openai.OpenAI) -> None
     assert events[-1].type == "response.completed"
     final = client.responses.retrieve(events[-1].response.id)
     assert (final.status, [logs(call) for call in calls(final)]) == ("completed", ["bg\n"])
+
+
+def test_a_conversation_carries_items_and_the_container(client: openai.OpenAI) -> None:
+    """The Conversations API, as OpenAIConversationsSession uses it: responses in a conversation see its
+    items, add theirs, and keep the kernel's variables."""
+    conversation = client.conversations.create(
+        items=[{"type": "message", "role": "developer", "content": "be terse"}], metadata={"who": "test"}
+    )
+    assert (conversation.object, conversation.metadata) == ("conversation", {"who": "test"})
+    first = client.responses.create(model="kernelgate/exec", input="x = 41", tools=AUTO, conversation=conversation.id)
+    assert first.conversation is not None
+    assert first.conversation.id == conversation.id
+    second = client.responses.create(
+        model="kernelgate/exec", input="print(x + 1)", tools=AUTO, include=OUTPUTS, conversation={"id": conversation.id}
+    )
+    assert [logs(call) for call in calls(second)] == ["42\n"]
+    listed = client.conversations.items.list(conversation.id, order="asc")
+    kinds = [(item.type, getattr(item, "role", None)) for item in listed.data]
+    assert kinds == [
+        ("message", "developer"),
+        ("message", "user"),
+        ("code_interpreter_call", None),
+        ("message", "assistant"),
+        ("message", "user"),
+        ("code_interpreter_call", None),
+        ("message", "assistant"),
+    ]
+    added = client.conversations.items.create(conversation.id, items=[{"role": "user", "content": "note"}])
+    note_id = added.data[0].id
+    assert note_id is not None
+    assert client.conversations.items.retrieve(note_id, conversation_id=conversation.id).id == note_id
+    client.conversations.items.delete(note_id, conversation_id=conversation.id)
+    assert len(client.conversations.items.list(conversation.id).data) == 7
+    updated = client.conversations.update(conversation.id, metadata={"who": "else"})
+    assert updated.metadata == {"who": "else"}
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(
+            model="kernelgate/exec", input="1", conversation=conversation.id, previous_response_id=first.id
+        )
+    assert client.conversations.delete(conversation.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.conversations.retrieve(conversation.id)

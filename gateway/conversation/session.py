@@ -34,6 +34,7 @@ from .loop import (
 )
 from .model import FunctionTool, Model, OutputFormat, Sampling, ToolChoice
 from .record import Failure, Outcome, StoredResponse
+from .threads import ConversationService
 
 __all__ = [
     "AutoContainer",
@@ -101,6 +102,8 @@ class SessionRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     output_format: OutputFormat | None = None
     background: bool = False
+    conversation: str | None = None
+    """A kept conversation: its items are the history, and this response's input and output join it."""
 
 
 class Session:
@@ -118,6 +121,7 @@ class Session:
         history: list[Item],
         events: AsyncIterator[LoopEvent],
         store: Store,
+        conversations: ConversationService,
     ) -> None:
         self.id = request.id
         self.model = request.model
@@ -131,6 +135,8 @@ class Session:
         self._incomplete_reason: str | None = None
         self._tokens = [0, 0]
         self._store = store
+        self._conversations = conversations
+        self.conversation = request.conversation
 
     @property
     def items(self) -> list[Item]:
@@ -185,6 +191,8 @@ class Session:
             parameters=parameters,
             background=self.background,
         )
+        if self.conversation is not None and status is not Outcome.IN_PROGRESS:
+            self._conversations.add(self.conversation, [*self.input, *self.output])
         if keep:
             data = response.model_dump_json()
             named = [item.id for item in self.output if isinstance(item, AssistantMessage | CodeCall | FunctionCall)]
@@ -196,8 +204,16 @@ class Session:
 
 
 class SessionService:
-    def __init__(self, store: Store, containers: ContainerService, loop: ToolLoop, models: ModelSource) -> None:
+    def __init__(
+        self,
+        store: Store,
+        containers: ContainerService,
+        loop: ToolLoop,
+        models: ModelSource,
+        conversations: ConversationService,
+    ) -> None:
         self._store = store
+        self._conversations = conversations
         self._containers = containers
         self._loop = loop
         self._models = models
@@ -247,7 +263,16 @@ class SessionService:
         """Look the model up, load the history (`check` sees it whole), choose the container, add the
         files, and start the loop; nothing runs until the events are read."""
         model = await self._models.model(request.model)
-        history, reuse = self._history(request.previous)
+        if request.conversation is not None and request.previous is not None:
+            msg = (
+                "Mutually exclusive parameters: Ensure you are only providing one of: "
+                "'previous_response_id' or 'conversation'."
+            )
+            raise InvalidRequest(msg, "conversation")
+        if request.conversation is not None:
+            history, reuse = self._conversations.history(request.conversation), None
+        else:
+            history, reuse = self._history(request.previous)
         new_items = [self._resolve(item) if isinstance(item, ItemReference) else item for item in request.items]
         items = [*history, *new_items]
         check(items)
@@ -271,7 +296,7 @@ class SessionService:
             output_format=request.output_format,
         )
         events = self._loop.run(model, run)
-        return Session(request, new_items, container_id, history, events, self._store)
+        return Session(request, new_items, container_id, history, events, self._store, self._conversations)
 
     def _resolve(self, reference: ItemReference) -> Item:
         """The item a reference names, from the stored response that produced it."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from ..conversation.session import SessionService
+from ..conversation.threads import ConversationService
 from ..workspace.containers import ContainerService
 from ..workspace.files import FileService
 
@@ -18,6 +19,7 @@ class Services:
     containers: ContainerService
     files: FileService
     sessions: SessionService
+    conversations: ConversationService
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -11,6 +11,8 @@ __all__ = [
     "ContainerFileRecord",
     "ContainerRecord",
     "ContainerStatus",
+    "ConversationItemRecord",
+    "ConversationRecord",
     "FileRecord",
     "LegacyResponseRecord",
     "NetworkPolicy",
@@ -74,6 +76,21 @@ class ResponseRecord(_Record):
     data: str
     in_progress: bool = False
     """Still running when it was kept (a background response)."""
+
+
+class ConversationRecord(_Record):
+    id: str
+    created_at: int
+    metadata: dict[str, str]
+
+
+class ConversationItemRecord(_Record):
+    """One item of a conversation; `data` is the conversation layer's own record of it (JSON), opaque here."""
+
+    id: str
+    conversation_id: str
+    created_at: int
+    data: str
 
 
 class LegacyResponseRecord(_Record):

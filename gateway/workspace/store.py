@@ -7,6 +7,7 @@ files a sandbox's code made (`update_container_files`) is one transaction, calle
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -18,6 +19,8 @@ from .records import (
     ContainerFileRecord,
     ContainerRecord,
     ContainerStatus,
+    ConversationItemRecord,
+    ConversationRecord,
     FileRecord,
     LegacyResponseRecord,
     NetworkPolicy,
@@ -46,6 +49,13 @@ CREATE TABLE IF NOT EXISTS container_files (
 );
 CREATE TABLE IF NOT EXISTS stored_responses (
     id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, data TEXT NOT NULL, in_progress INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversation_items (
+    id TEXT NOT NULL, conversation_id TEXT NOT NULL, created_at INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, id)
 );
 CREATE TABLE IF NOT EXISTS response_items (
     item_id TEXT PRIMARY KEY, response_id TEXT NOT NULL
@@ -273,6 +283,72 @@ class Store:
         with self._lock:
             self._db.execute("DELETE FROM response_items WHERE response_id = ?", [response_id])
             return self._db.execute("DELETE FROM stored_responses WHERE id = ?", [response_id]).rowcount > 0
+
+    # -- conversations ----------------------------------------------------------------------------
+
+    def add_conversation(self, record: ConversationRecord) -> None:
+        self._run(
+            "INSERT INTO conversations VALUES (?, ?, ?)", [record.id, record.created_at, json.dumps(record.metadata)]
+        )
+
+    def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
+        rows = self._run("SELECT * FROM conversations WHERE id = ?", [conversation_id])
+        if not rows:
+            return None
+        return ConversationRecord(
+            id=rows[0]["id"], created_at=rows[0]["created_at"], metadata=json.loads(rows[0]["metadata"])
+        )
+
+    def set_conversation_metadata(self, conversation_id: str, metadata: dict[str, str]) -> None:
+        self._run("UPDATE conversations SET metadata = ? WHERE id = ?", [json.dumps(metadata), conversation_id])
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        self._run("DELETE FROM conversation_items WHERE conversation_id = ?", [conversation_id])
+        self._run("DELETE FROM conversations WHERE id = ?", [conversation_id])
+
+    def add_conversation_items(self, records: Sequence[ConversationItemRecord]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO conversation_items VALUES (?, ?, ?, ?)",
+                    [(r.id, r.conversation_id, r.created_at, r.data) for r in records],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def conversation_items(self, conversation_id: str) -> list[ConversationItemRecord]:
+        """Every item of the conversation, oldest first."""
+        rows = self._run(
+            "SELECT * FROM conversation_items WHERE conversation_id = ? ORDER BY created_at, rowid", [conversation_id]
+        )
+        return [ConversationItemRecord(**dict(row)) for row in rows]
+
+    def list_conversation_items(
+        self, conversation_id: str, after: str | None, limit: int, order: Order
+    ) -> Page[ConversationItemRecord]:
+        return self._page(
+            "conversation_items",
+            "conversation_id = ?",
+            [conversation_id],
+            after,
+            limit,
+            order,
+            lambda row: ConversationItemRecord(**dict(row)),
+        )
+
+    def get_conversation_item(self, conversation_id: str, item_id: str) -> ConversationItemRecord | None:
+        rows = self._run(
+            "SELECT * FROM conversation_items WHERE conversation_id = ? AND id = ?", [conversation_id, item_id]
+        )
+        return ConversationItemRecord(**dict(rows[0])) if rows else None
+
+    def delete_conversation_item(self, conversation_id: str, item_id: str) -> bool:
+        with self._lock:
+            sql = "DELETE FROM conversation_items WHERE conversation_id = ? AND id = ?"
+            return self._db.execute(sql, [conversation_id, item_id]).rowcount > 0
 
     def upgrade_responses(self, convert: Callable[[LegacyResponseRecord], ResponseRecord]) -> int:
         """Move the responses an older kernelgate stored (table `responses`) into today's table, in one

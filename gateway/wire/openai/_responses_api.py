@@ -46,7 +46,7 @@ router = APIRouter(prefix="/v1/responses", tags=["responses"])
 async def create_response(body: CreateResponseRequest, request: Request, sessions: Sessions, files: Files) -> Any:
     tool = body.code_interpreter()
     parsed = parse_input(body.input)
-    if not parsed.items and body.previous_response_id is None:
+    if not parsed.items and body.previous_response_id is None and body.conversation_id is None:
         msg = "Missing required parameter: 'input'."
         raise InvalidRequest(msg, "input", code="missing_required_parameter")
     session_request = SessionRequest(
@@ -65,6 +65,7 @@ async def create_response(body: CreateResponseRequest, request: Request, session
         tool_choice=body.choice(),
         output_format=body.output_format(),
         background=body.background is True,
+        conversation=body.conversation_id,
     )
     body.wants_outputs()  # refuses an unknown include before anything runs
     if body.background and not body.keep:

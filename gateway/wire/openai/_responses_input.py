@@ -296,6 +296,10 @@ InputItem = Annotated[
 ]
 
 
+class ConversationParam(_Strict):
+    id: str
+
+
 class CreateResponseRequest(_Strict):
     """The fields of OpenAI's request body; any other field is a 400, never silently dropped."""
 
@@ -309,6 +313,7 @@ class CreateResponseRequest(_Strict):
     include: list[str] | None = None
     store: bool | None = None
     previous_response_id: str | None = None
+    conversation: str | ConversationParam | None = None
     metadata: dict[str, str] | None = None
     stream: bool | None = None
     stream_options: dict[str, JsonValue] | None = None
@@ -327,6 +332,10 @@ class CreateResponseRequest(_Strict):
     safety_identifier: str | None = None
     top_logprobs: int | None = None
     background: bool | None = None
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.conversation.id if isinstance(self.conversation, ConversationParam) else self.conversation
 
     @property
     def keep(self) -> bool:
@@ -397,7 +406,8 @@ class CreateResponseRequest(_Strict):
 
     def echo(self) -> dict[str, JsonValue]:
         """The request's parameters as a response echoes them (the input is not among them)."""
-        parameters = self.model_dump(mode="json", exclude={"input", "tools"})
+        parameters = self.model_dump(mode="json", exclude={"input", "tools", "conversation"})
+        parameters["conversation"] = {"id": self.conversation_id} if self.conversation_id else None
         parameters["tools"] = [tool.model_dump(mode="json", exclude_unset=True) for tool in self.tools]
         return parameters
 

@@ -141,6 +141,7 @@ def _envelope(
         "status": status,
         "background": request.get("background") is True,
         "completed_at": completed_at,
+        "conversation": request.get("conversation"),
         "error": error,
         "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
         "instructions": request.get("instructions"),

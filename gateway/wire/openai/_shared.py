@@ -10,13 +10,14 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ...conversation.session import SessionService
+from ...conversation.threads import ConversationService
 from ...workspace.containers import ContainerService
 from ...workspace.files import FileService
 from ...workspace.records import Page
 from ..services import services
 from ._models import ListObject
 
-__all__ = ["Containers", "Files", "Order", "Sessions", "fd_response", "list_object"]
+__all__ = ["Containers", "Conversations", "Files", "Order", "Sessions", "fd_response", "list_object"]
 
 T = TypeVar("T")
 W = TypeVar("W")
@@ -36,9 +37,14 @@ def _sessions(request: Request) -> SessionService:
     return services(request).sessions
 
 
+def _conversations(request: Request) -> ConversationService:
+    return services(request).conversations
+
+
 Containers = Annotated[ContainerService, Depends(_containers)]
 Files = Annotated[FileService, Depends(_files)]
 Sessions = Annotated[SessionService, Depends(_sessions)]
+Conversations = Annotated[ConversationService, Depends(_conversations)]
 
 
 def list_object(page: Page[T], render: Callable[[T], W], ids: Callable[[W], str]) -> ListObject[W]:
