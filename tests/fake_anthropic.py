@@ -58,6 +58,7 @@ def seen(body: dict[str, Any]) -> Seen:
     results, images = [], 0
     for message in body["messages"]:
         for block in message["content"] if isinstance(message["content"], list) else []:
+            images += block["type"] == "image"  # a user's own image
             if block["type"] != "tool_result":
                 continue
             content = block["content"]

@@ -7,6 +7,7 @@ except by the text. What the fake saw is read through `Seen`, in terms all four 
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from .fake_script import path_for
 from .fake_upstream import APIS, Api, FakeUpstream, Reply, fake_upstream
 from .responses import AUTO, OUTPUTS, calls, function_call, function_output, item, logs, message_text
 
+PNG_PIXEL = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
 LOOKUP: Any = {
     "type": "function",
@@ -469,3 +473,15 @@ def test_without_the_code_interpreter_no_python_tool_is_offered(served: Served) 
     response = served.client.responses.create(model="m", input="hi", tools=[LOOKUP])
     assert response.output_text == "plain"
     assert served.fake.seen[0].tools == ["lookup"]
+
+
+def test_an_input_image_reaches_a_model_that_takes_images(served: Served) -> None:
+    """A user's input_image goes to Anthropic and Gemini as an image; to a model without vision, as a note."""
+    pixel = "data:image/png;base64," + base64.b64encode(PNG_PIXEL).decode()
+    served.fake.script = [Reply(text="A pixel.")]
+    content: Any = [{"type": "input_text", "text": "what is this?"}, {"type": "input_image", "image_url": pixel}]
+    response = served.client.responses.create(model="m", input=[{"role": "user", "content": content}], tools=AUTO)
+    assert response.output_text == "A pixel."
+    takes_images = served.api in ("anthropic", "gemini")
+    assert served.fake.seen[0].images == (1 if takes_images else 0)
+    assert ("does not take images" in str(served.fake.seen[0].body)) is not takes_images
