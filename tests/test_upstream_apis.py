@@ -250,13 +250,13 @@ def test_a_refusal_ends_the_response_with_content_filter(served: Served) -> None
     assert response.output_text == "I can't help with"
 
 
-def test_a_stream_the_api_would_not_send_fails_the_response(served: Served) -> None:
-    """A stream that is not the API's events ends the response as failed, not as a 500."""
+def test_a_stream_the_api_would_not_send_is_a_502(served: Served) -> None:
+    """A stream that is not the API's events, before any output, is a 502 that says so (never a bare 500)."""
     served.fake.script = [Reply(garbage=True)]
-    response = served.client.responses.create(model="m", input="hi", tools=AUTO)
-    assert response.status == "failed"
-    assert response.error is not None
-    assert response.error.code.startswith("upstream_")
+    with pytest.raises(openai.InternalServerError) as caught:
+        served.client.responses.create(model="m", input="hi", tools=AUTO)
+    assert caught.value.status_code == 502
+    assert "sent something kernelgate cannot read" in caught.value.message
 
 
 @pytest.mark.parametrize("api", APIS)

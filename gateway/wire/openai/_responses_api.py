@@ -85,7 +85,7 @@ async def create_response(body: CreateResponseRequest, request: Request, session
     try:
         await _while_connected(request, _drain(events))
     except ModelError as exc:
-        return JSONResponse(render_response(finish(_failure(exc))))
+        return JSONResponse(render_response(finish(_failure(exc, session.id))))
     return JSONResponse(render_response(finish()))
 
 
@@ -225,9 +225,14 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def _failure(exc: ModelError) -> Failure:
-    """A model failure after output began, in OpenAI's error codes (the upstream's status is in the message)."""
-    return Failure(code="rate_limit_exceeded" if exc.status == 429 else "server_error", message=str(exc))
+def _failure(exc: Exception, response_id: str) -> Failure:
+    """A failure after output began, in OpenAI's error codes (an upstream's status is in the message)."""
+    if isinstance(exc, ModelError):
+        return Failure(code="rate_limit_exceeded" if exc.status == 429 else "server_error", message=str(exc))
+    if isinstance(exc, GatewayError | SandboxError):
+        return Failure(code="server_error", message=str(exc))
+    log.error("Response %s failed", response_id, exc_info=exc)
+    return Failure(code="server_error", message=f"The server had an error while processing your request: {exc}")
 
 
 class _Finisher:
@@ -269,13 +274,8 @@ async def _run_detached(session: Session, finish: _Finisher, relay: asyncio.Queu
                 finish.progress()
     except asyncio.CancelledError:
         status = Outcome.CANCELLED
-    except ModelError as exc:
-        failure = _failure(exc)
-    except (GatewayError, SandboxError) as exc:
-        failure = Failure(code="server_error", message=str(exc))
-    except Exception as exc:
-        log.exception("Background response %s failed", session.id)
-        failure = Failure(code="server_error", message=f"The server had an error while processing your request: {exc}")
+    except Exception as exc:  # noqa: BLE001  # every failure ends the response; _failure logs the unexpected
+        failure = _failure(exc, session.id)
     final = finish(failure, status)
     if relay is not None:
         relay.put_nowait(final)
@@ -301,11 +301,6 @@ async def _stream(builder: ResponseBuilder, events: AsyncIterator[LoopEvent], fi
         async for loop_event in events:
             for event in builder.on(loop_event):
                 yield sse(event)
-    except ModelError as exc:
-        failure = _failure(exc)
-    except (GatewayError, SandboxError) as exc:
-        failure = Failure(code="server_error", message=str(exc))
-    except Exception as exc:
-        log.exception("Response %s failed mid-stream", builder.id)
-        failure = Failure(code="server_error", message=f"The server had an error while processing your request: {exc}")
+    except Exception as exc:  # noqa: BLE001  # every failure ends the response; _failure logs the unexpected
+        failure = _failure(exc, builder.id)
     yield sse(builder.closing(finish(failure)))
