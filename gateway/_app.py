@@ -21,6 +21,7 @@ from .conversation.session import SessionService
 from .conversation.threads import ConversationService
 from .upstreams.router import Cassette, ModelRouter
 from .wire.format import WireFormat, format_for, install_error_handlers
+from .wire.gemini import GEMINI
 from .wire.openai import OPENAI
 from .wire.services import Services
 from .workspace.containers import ContainerService
@@ -29,7 +30,7 @@ from .workspace.store import Store
 
 __all__ = ["WIRE_FORMATS", "Gateway", "create_app"]
 
-WIRE_FORMATS: list[WireFormat] = [OPENAI]
+WIRE_FORMATS: list[WireFormat] = [OPENAI, GEMINI]
 """The client wire formats the app serves; the first answers for paths under no format's prefix."""
 
 log = logging.getLogger("kernelgate.gateway")

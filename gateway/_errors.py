@@ -12,8 +12,8 @@
     └── ModelError          the upstream model failed after its retries (`status` is the upstream's):
                             a response ends as failed, it is not an HTTP error (defined in _model.py)
 
-Each client wire format has one table that maps this tree, and the sandbox library's, to its own
-statuses and error bodies (OpenAI's: `openai/_errors.py`).
+One table maps this tree, and the sandbox library's, to HTTP statuses for every wire format
+(`wire/status.py`); each format words the body its own way (OpenAI's: `wire/openai/_errors.py`).
 """
 
 from __future__ import annotations

@@ -79,18 +79,28 @@ class BodyLimit:
         await self._app(scope, counting, sending)
 
 
+def _key_of(request: Request) -> str:
+    """The key as each door's SDK sends it: a bearer token (OpenAI), x-api-key (Anthropic), x-goog-api-key
+    or ?key= (Gemini)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token
+    return (
+        request.headers.get("x-api-key") or request.headers.get("x-goog-api-key") or request.query_params.get("key", "")
+    )
+
+
 def api_key_check(expected: str | None) -> Callable[[Request], Awaitable[None]]:
     """A route dependency that enforces the key when one is configured."""
 
     async def check(request: Request) -> None:
         if expected is None:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
+        given = _key_of(request)
+        if not given:
             msg = (
-                "You didn't provide an API key. Send it in the Authorization header as 'Bearer <key>' "
-                "(the key the gateway has in KERNELGATE_API_KEY)."
+                "You didn't provide an API key. Send the key the gateway has in KERNELGATE_API_KEY as your SDK "
+                "sends one: 'Authorization: Bearer <key>', 'x-api-key' (Anthropic) or 'x-goog-api-key' (Gemini)."
             )
             raise Unauthorized(msg)
         if not hmac.compare_digest(given.encode(), expected.encode()):

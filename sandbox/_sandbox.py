@@ -103,6 +103,8 @@ class Sandbox:
         self._lock = asyncio.Lock()
         self._producers: set[asyncio.Task[None]] = set()
         self._ended: SandboxError | None = None
+        self._made = False
+        """Its directories exist (set early in a start; an adopted sandbox's were made by its first manager)."""
         self._saved_activity = 0.0
         self._saved_deadline = 0
 
@@ -413,8 +415,8 @@ class Sandbox:
     def _save_activity(self) -> None:
         """Keep last activity on disk (as a file's mtime) so that expiry survives a manager restart,
         and tell the container when to stop itself should no manager be left to remove it."""
-        if self._ended is not None:
-            return  # being removed (its files may be gone already), or let go
+        if self._ended is not None or not self._made:
+            return  # being removed (its files may be gone already) or let go; or its directories not made yet
         if self._saved_activity != self.last_active:
             marker = self._home / ".last_active"
             marker.touch()
@@ -478,12 +480,14 @@ class Sandbox:
             if self._files.chowns:
                 os.chown(directory, *self._config.user)
         self._control_dir.mkdir(mode=0o755, parents=True)  # the manager's: the kernel only reads it
+        self._made = True
         for name, data in self.spec.files.items():
             await self.write_file(name, data)
         await self._box.start(self._container_spec(), self._files.owner if self._files.chowns else None)
 
     async def _adopt(self, info: ContainerInfo) -> None:
         """Reconnect to a container an earlier manager started."""
+        self._made = True
         await self._box.adopt(info)
 
     def _container_spec(self) -> ContainerSpec:

@@ -97,6 +97,8 @@ class CodeCall(_Value):
     files: tuple[WrittenFile, ...] = ()
     signature: bytes | None = None
     """Opaque data the model's provider attached to the call (Gemini's thought signature), sent back with it."""
+    raised: bool = False
+    """The code raised: its traceback ends the logs (the call is still `completed`, as the hosted tool says)."""
 
 
 class FunctionCall(_Value):

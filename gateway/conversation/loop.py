@@ -291,6 +291,7 @@ class ToolLoop:
             code=code,
             container_id=container_id,
             status=_STATUS[execution.status],
+            raised=execution.status is ExecutionStatus.ERROR,
             logs=logs_of(execution),
             images=execution.images,
             files=tuple(sorted(written, key=lambda f: f.path)),

@@ -19,7 +19,7 @@ from pydantic import JsonValue
 
 from .._errors import InvalidRequest
 from ..workspace.containers import ContainerService
-from ..workspace.records import NetworkPolicy, ResponseRecord
+from ..workspace.records import ContainerStatus, NetworkPolicy, ResponseRecord
 from ..workspace.store import Store
 from .items import AssistantMessage, CodeCall, FunctionCall, Item
 from .loop import (
@@ -60,6 +60,9 @@ class AutoContainer:
     memory_limit: str = "1g"
     file_ids: Sequence[str] = ()
     network_policy: NetworkPolicy = field(default_factory=NetworkPolicy)
+    renew_expired: bool = False
+    """When the conversation's container has expired, make a new one (a wire format without containers)
+    rather than refuse, as OpenAI's auto mode does."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class ItemReference:
     id: str
     where: str
     """Where the request named it (`input[3]`), for the error when it is unknown."""
+    fallback: Item | None = None
+    """What stands in for it when no stored response has it (a client replaying items in full); None: a 400."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,12 @@ class Session:
         self._store = store
         self._conversations = conversations
         self.conversation = request.conversation
+
+    async def opened(self) -> AsyncIterator[LoopEvent]:
+        """The events, once the model has begun to answer: a failure before that (the upstream down,
+        refusing, out of reach) raises here, while the client can still be answered with an HTTP error."""
+        first = await anext(self.events, None)
+        return _chained(first, self.events)
 
     @property
     def items(self) -> list[Item]:
@@ -305,6 +316,8 @@ class SessionService:
         for item in stored.output if stored else ():
             if getattr(item, "id", None) == reference.id:
                 return item
+        if reference.fallback is not None:
+            return reference.fallback
         msg = f"Item with id '{reference.id}' not found."
         raise InvalidRequest(msg, reference.where)
 
@@ -334,10 +347,13 @@ class SessionService:
             return request.container
         earlier = [item.container_id for item in reversed(items) if isinstance(item, CodeCall)]
         conversation = reuse or next(iter(earlier), None)
-        if conversation is not None and self._containers.exists(conversation):
-            self._containers.sandbox(conversation)  # expired: a 400, as OpenAI's auto mode answers
-            return conversation
         auto = request.container
+        if conversation is not None and self._containers.exists(conversation):
+            if not auto.renew_expired:
+                self._containers.sandbox(conversation)  # expired: a 400, as OpenAI's auto mode answers
+                return conversation
+            if self._containers.get(conversation, touch=False).status is ContainerStatus.RUNNING:
+                return conversation
         record = await self._containers.create(
             name=f"auto {request.id}",
             memory_limit=auto.memory_limit,
@@ -346,3 +362,11 @@ class SessionService:
             network_policy=auto.network_policy,
         )
         return record.id
+
+
+async def _chained(first: LoopEvent | None, rest: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
+    if first is None:
+        return
+    yield first
+    async for event in rest:
+        yield event

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from ..conversation.session import SessionService
@@ -11,7 +13,7 @@ from ..conversation.threads import ConversationService
 from ..workspace.containers import ContainerService
 from ..workspace.files import FileService
 
-__all__ = ["Services", "services"]
+__all__ = ["Containers", "Conversations", "Files", "Services", "Sessions", "services"]
 
 
 @dataclass(frozen=True)
@@ -27,3 +29,25 @@ def services(connection: HTTPConnection) -> Services:
     found = connection.app.state.services
     assert isinstance(found, Services), "the app's lifespan has not run"
     return found
+
+
+def _containers(connection: HTTPConnection) -> ContainerService:
+    return services(connection).containers
+
+
+def _files(connection: HTTPConnection) -> FileService:
+    return services(connection).files
+
+
+def _sessions(connection: HTTPConnection) -> SessionService:
+    return services(connection).sessions
+
+
+def _conversations(connection: HTTPConnection) -> ConversationService:
+    return services(connection).conversations
+
+
+Containers = Annotated[ContainerService, Depends(_containers)]
+Files = Annotated[FileService, Depends(_files)]
+Sessions = Annotated[SessionService, Depends(_sessions)]
+Conversations = Annotated[ConversationService, Depends(_conversations)]

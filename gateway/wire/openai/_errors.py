@@ -1,8 +1,8 @@
 """Every failure as OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`.
 
-Two tables map our errors (the gateway's and the sandbox library's) to a status; the handlers below
-also cover FastAPI's validation errors, unknown routes and anything unexpected, so no response ever
-leaves in another shape.
+The status of our errors (the gateway's, the sandbox library's, the model's) comes from the one table
+every wire format shares (`wire/status.py`); the handlers below also cover FastAPI's validation errors,
+unknown routes and anything unexpected, so no response ever leaves in another shape.
 """
 
 from __future__ import annotations
@@ -16,68 +16,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox import (
-    CapacityExceeded,
-    DataDirInUse,
-    DiskFull,
-    DockerUnavailable,
-    FileNotFoundInSandbox,
-    ImageNotFound,
-    InvalidFilePath,
-    ManagerClosed,
-    MemoryLimitTooLarge,
-    SandboxError,
-    SandboxExpired,
-    SandboxNotFound,
-    SandboxStartError,
-)
+from sandbox import SandboxError
 
-from ..._errors import (
-    ContainerExpired,
-    CursorNotFound,
-    GatewayError,
-    InvalidRequest,
-    NotFound,
-    PayloadTooLarge,
-    Unauthorized,
-    Unavailable,
-)
-from ...conversation.model import ModelError
+from ..._errors import GatewayError
 from ..format import Handler
+from ..status import http_error
 from ._responses_input import TAG
 
 __all__ = ["HANDLERS", "error_response"]
 
 log = logging.getLogger("kernelgate.gateway")
-
-# The gateway's errors -> (status, code when the error names none).
-_GATEWAY_STATUS: dict[type[GatewayError], tuple[int, str | None]] = {
-    InvalidRequest: (400, None),
-    ContainerExpired: (400, None),
-    CursorNotFound: (400, None),
-    Unauthorized: (401, "invalid_api_key"),
-    NotFound: (404, None),
-    PayloadTooLarge: (413, None),
-    Unavailable: (503, None),
-}
-
-# Sandbox errors -> (status, param). Errors the SDK should not retry get x-should-retry: false.
-_SANDBOX_STATUS: dict[type[SandboxError], tuple[int, str | None]] = {
-    InvalidFilePath: (400, "file"),
-    MemoryLimitTooLarge: (400, "memory_limit"),
-    DiskFull: (413, "file"),
-    CapacityExceeded: (429, None),
-    SandboxExpired: (400, None),
-    SandboxNotFound: (404, None),
-    FileNotFoundInSandbox: (404, "file_id"),
-    DockerUnavailable: (503, None),
-    ImageNotFound: (503, None),
-    ManagerClosed: (503, None),
-    DataDirInUse: (503, None),
-    SandboxStartError: (500, None),
-}
-_NO_RETRY = (DockerUnavailable, ImageNotFound, DataDirInUse)
-
 
 # Seconds a client should wait before asking again for a sandbox (as OpenAI's 429s say).
 _RETRY_AFTER = "5"
@@ -95,35 +43,11 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, GatewayError)
-    status, code = next((found for kind, found in _GATEWAY_STATUS.items() if isinstance(exc, kind)), (500, None))
-    if status >= 500 and not isinstance(exc, Unavailable):
-        log.error("Gateway failure on %s %s: %s", request.method, request.url.path, exc)
-    # Unavailable means Docker or the image is missing: retrying within seconds will not help.
-    return error_response(status, str(exc), exc.param, exc.code or code, retry=not isinstance(exc, Unavailable))
-
-
-async def _model_error(request: Request, exc: Exception) -> JSONResponse:
-    """The model's provider failed before the response said anything: an HTTP error the client can retry
-    where retrying may help (the upstream's 429 and 5xx, an upstream out of reach)."""
-    assert isinstance(exc, ModelError)
-    log.warning("Upstream failure on %s %s: %s", request.method, request.url.path, exc)
-    if exc.code:  # kernelgate's own (cassette_miss): the same request fails the same way
-        return error_response(502, str(exc), code=exc.code, retry=False)
-    status = exc.status or 502
-    if status == 429 or status >= 500:
-        return error_response(status, str(exc))
-    return error_response(502, str(exc), retry=False)  # the upstream refused kernelgate's request
-
-
-async def _sandbox_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SandboxError)
-    status, param = next((found for kind, found in _SANDBOX_STATUS.items() if isinstance(exc, kind)), (500, None))
-    message = "Container is expired." if isinstance(exc, SandboxExpired) else str(exc)
-    if status >= 500:
-        log.error("Sandbox failure on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(status, message, param, retry=not isinstance(exc, _NO_RETRY))
+async def _known(request: Request, exc: Exception) -> JSONResponse:
+    """The gateway's errors, the sandbox library's and the model's, by the one table in wire/status.py."""
+    assert isinstance(exc, GatewayError | SandboxError)
+    found = http_error(exc, request.method, request.url.path)
+    return error_response(found.status, found.message, found.param, found.code, retry=found.retry)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -182,9 +106,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 HANDLERS: dict[type[Exception], Handler] = {
-    ModelError: _model_error,
-    GatewayError: _gateway_error,
-    SandboxError: _sandbox_error,
+    GatewayError: _known,
+    SandboxError: _known,
     RequestValidationError: _validation_error,
     StarletteHTTPException: _http_error,
     Exception: _unexpected,

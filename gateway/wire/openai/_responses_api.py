@@ -6,7 +6,7 @@ import asyncio
 import base64
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -23,6 +23,7 @@ from ...conversation.record import Failure, Outcome, StoredResponse
 from ...conversation.session import AutoContainer, ItemReference, Session, SessionRequest, SessionService
 from ...workspace.files import FileService
 from ...workspace.records import NetworkPolicy
+from ..http import drain, while_connected
 from ._responses_input import (
     CodeInterpreterTool,
     CreateResponseRequest,
@@ -77,13 +78,12 @@ async def create_response(body: CreateResponseRequest, request: Request, session
         return await _detached(sessions, session, finish, stream=body.stream is True)
     # Until the model's first event nothing has been said: an upstream failure is then an HTTP error
     # (ModelError's handler), which the client's SDK retries as it would OpenAI's.
-    first = await _while_connected(request, _first(session.events))
-    events = _chained(first, session.events)
+    events = await while_connected(request, session.opened())
     if body.stream:
         builder = ResponseBuilder(session.id, session.created_at, finish.parameters)
         return StreamingResponse(_stream(builder, events, finish), media_type="text/event-stream")
     try:
-        await _while_connected(request, _drain(events))
+        await while_connected(request, drain(events))
     except ModelError as exc:
         return JSONResponse(render_response(finish(_failure(exc, session.id))))
     return JSONResponse(render_response(finish()))
@@ -188,41 +188,6 @@ async def delete_response(response_id: str, sessions: Sessions) -> JSONResponse:
     if not sessions.delete(response_id):
         raise _unknown(response_id)
     return JSONResponse({"id": response_id, "object": "response", "deleted": True})
-
-
-async def _drain(events: AsyncIterator[LoopEvent]) -> None:
-    async for _ in events:
-        pass
-
-
-async def _first(events: AsyncIterator[LoopEvent]) -> LoopEvent | None:
-    return await anext(events, None)
-
-
-async def _chained(first: LoopEvent | None, rest: AsyncIterator[LoopEvent]) -> AsyncIterator[LoopEvent]:
-    if first is None:
-        return
-    yield first
-    async for event in rest:
-        yield event
-
-
-async def _while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """Do the work, cancelling it (and so interrupting the code it runs) if the client goes away."""
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not task.done():
-            task.cancel()
-    return await task  # re-raises its error, or CancelledError when the client left
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def _failure(exc: Exception, response_id: str) -> Failure:

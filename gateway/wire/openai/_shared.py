@@ -6,15 +6,11 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import Depends, Query, Request
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from ...conversation.session import SessionService
-from ...conversation.threads import ConversationService
-from ...workspace.containers import ContainerService
-from ...workspace.files import FileService
 from ...workspace.records import Page
-from ..services import services
+from ..services import Containers, Conversations, Files, Sessions
 from ._models import ListObject
 
 __all__ = ["Containers", "Conversations", "Files", "Order", "Sessions", "fd_response", "list_object"]
@@ -23,28 +19,6 @@ T = TypeVar("T")
 W = TypeVar("W")
 Order = Annotated[Literal["asc", "desc"], Query()]
 _CHUNK = 1024 * 1024
-
-
-def _containers(request: Request) -> ContainerService:
-    return services(request).containers
-
-
-def _files(request: Request) -> FileService:
-    return services(request).files
-
-
-def _sessions(request: Request) -> SessionService:
-    return services(request).sessions
-
-
-def _conversations(request: Request) -> ConversationService:
-    return services(request).conversations
-
-
-Containers = Annotated[ContainerService, Depends(_containers)]
-Files = Annotated[FileService, Depends(_files)]
-Sessions = Annotated[SessionService, Depends(_sessions)]
-Conversations = Annotated[ConversationService, Depends(_conversations)]
 
 
 def list_object(page: Page[T], render: Callable[[T], W], ids: Callable[[W], str]) -> ListObject[W]:
