@@ -89,6 +89,9 @@ class CodeCall(_Value):
     type: Literal["code_call"] = "code_call"
     id: str
     code: str
+    """The Python code, or (`tool` bash) the shell command."""
+    tool: Literal["python", "bash"] = "python"
+    """Python runs in the kernel; a bash command runs in the same sandbox (from the kernel, in /mnt/data)."""
     container_id: str
     status: CallStatus
     logs: str = ""
@@ -98,7 +101,11 @@ class CodeCall(_Value):
     signature: bytes | None = None
     """Opaque data the model's provider attached to the call (Gemini's thought signature), sent back with it."""
     raised: bool = False
-    """The code raised: its traceback ends the logs (the call is still `completed`, as the hosted tool says)."""
+    """The code raised, or the command exited non-zero (the call is still `completed`, as hosted tools say)."""
+    stdout: str = ""
+    stderr: str = ""
+    """What went to stderr, and a traceback: the APIs that report the two apart (Anthropic's)."""
+    return_code: int = 0
 
 
 class FunctionCall(_Value):

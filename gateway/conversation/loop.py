@@ -63,6 +63,7 @@ _STATUS = {
 class CallStarted:
     call_id: str
     container_id: str
+    tool: Literal["python", "bash"] = "python"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,8 @@ class Run:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     """For the first turn; the turns after it are `auto` (`none` stays `none`)."""
     output_format: OutputFormat | None = None
+    shell: bool = False
+    """Offer a bash tool beside python (a door whose hosted tool runs commands)."""
 
 
 LoopEvent = (
@@ -189,6 +192,7 @@ class ToolLoop:
                 run.sampling,
                 ToolChoice("none") if last else choice,
                 run.output_format,
+                run.shell,
             )
             ran_code = ended = False
             async for event in self._turn(model, turn, run.container_id, may_run=not last):
@@ -242,14 +246,16 @@ class ToolLoop:
         if isinstance(event, CodeDelta):
             if state.call_id is None:
                 state.call_id = new_hex_id("ci_", 48)
-                yield CallStarted(state.call_id, state.container_id)
+                state.tool = event.tool
+                yield CallStarted(state.call_id, state.container_id, event.tool)
             state.code.append(event.delta)
             yield CallCodeDelta(state.call_id, event.delta)
         elif isinstance(event, CodeReady) and state.call_id is not None:
+            tool = state.tool
             call_id, code = state.take_call()
             yield CallCodeDone(call_id, code)
             yield CallInterpreting(call_id)
-            call = await self._execute(call_id, code, state.container_id)
+            call = await self._execute(call_id, code, state.container_id, tool)
             yield CallFinished(call.model_copy(update={"signature": event.signature}))
         elif isinstance(event, FunctionCallRequested):
             function_call = FunctionCall(
@@ -281,18 +287,25 @@ class ToolLoop:
         message_id, text = state.take_message()
         return MessageFinished(await self._message(message_id, text, state.container_id))
 
-    async def _execute(self, call_id: str, code: str, container_id: str) -> CodeCall:
+    async def _execute(
+        self, call_id: str, code: str, container_id: str, tool: Literal["python", "bash"] = "python"
+    ) -> CodeCall:
         sandbox = self._containers.sandbox(container_id)
-        execution = await sandbox.execute(code, timeout=self._timeout)
+        execution = await sandbox.execute(code if tool == "python" else _bash(code), timeout=self._timeout)
         records = await self._containers.sync_files(container_id, [f.path for f in execution.files])
         written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
+        stdout, stderr, return_code = _streams(execution, tool)
         return CodeCall(
             id=call_id,
             code=code,
+            tool=tool,
+            stdout=stdout,
+            stderr=stderr,
+            return_code=return_code,
             container_id=container_id,
             status=_STATUS[execution.status],
-            raised=execution.status is ExecutionStatus.ERROR,
-            logs=logs_of(execution),
+            raised=execution.status is ExecutionStatus.ERROR or return_code != 0,
+            logs=logs_of(execution) if tool == "python" else stdout + stderr + _exit_note(return_code),
             images=execution.images,
             files=tuple(sorted(written, key=lambda f: f.path)),
         )
@@ -329,6 +342,7 @@ class _TurnState:
         self.message_id: str | None = None
         self.message: list[str] = []
         self.call_id: str | None = None
+        self.tool: Literal["python", "bash"] = "python"
         self.code: list[str] = []
         self.stopped: Literal["max_output_tokens", "content_filter"] | None = None
 
@@ -352,6 +366,44 @@ class _TurnState:
         taken = (self.call_id, "".join(self.code))
         self.call_id, self.code = None, []
         return taken
+
+
+_BASH_RUNNER = """\
+def _kernelgate_bash(command):
+    import subprocess, sys
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, errors="replace", cwd="/mnt/data")
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
+_kernelgate_bash({command!r})"""
+
+
+def _bash(command: str) -> str:
+    """Python for the kernel that runs a shell command in the sandbox: the same /mnt/data, limits, timeout
+    and interrupt (SIGINT at the timeout kills the command) as Python code; the exit code is the result."""
+    return _BASH_RUNNER.format(command=command)
+
+
+def _streams(execution: Execution, tool: str) -> tuple[str, str, int]:
+    """stdout, stderr (with a traceback) and the return code, for the APIs that report them apart."""
+    stdout = "".join(o.text for o in execution.outputs if isinstance(o, StreamOutput) and o.name == "stdout")
+    stderr = "".join(o.text for o in execution.outputs if isinstance(o, StreamOutput) and o.name == "stderr")
+    stderr += "".join(o.text + "\n" for o in execution.outputs if isinstance(o, ErrorOutput))
+    if execution.message:
+        stderr += execution.message + "\n"
+    if tool == "bash":
+        results = [o.text for o in execution.outputs if isinstance(o, ResultOutput) and o.text is not None]
+        code = results[-1] if results else ""
+        return stdout, stderr, int(code) if code.lstrip("-").isdigit() else 1
+    if tool == "python":
+        for output in execution.outputs:
+            if isinstance(output, ResultOutput) and output.text is not None:
+                stdout += output.text + "\n"
+    return stdout, stderr, 0 if execution.status is ExecutionStatus.OK else 1
+
+
+def _exit_note(return_code: int) -> str:
+    return f"[exit code {return_code}]\n" if return_code else ""
 
 
 def _with_system_messages(instructions: str | None, items: list[Item]) -> tuple[str | None, list[Item]]:

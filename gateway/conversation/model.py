@@ -42,6 +42,8 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class CodeDelta:
     delta: str
+    tool: Literal["python", "bash"] = "python"
+    """Which sandbox tool the call is for (the first delta of a call decides)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ class Turn:
     sampling: Sampling = Sampling()
     tool_choice: ToolChoice = ToolChoice()
     output_format: OutputFormat | None = None
+    shell: bool = False
+    """A bash tool beside python, running in the same sandbox (a door whose hosted tool runs commands)."""
 
     @property
     def code(self) -> bool:

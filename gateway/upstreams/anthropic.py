@@ -43,7 +43,15 @@ from ..conversation.model import (
     Usage,
 )
 from .providers import Provider
-from .python_tool import NO_IMAGES_NOTE, PYTHON, ToolCall, arguments_object, forced_name, offered, result_for_model
+from .python_tool import (
+    NO_IMAGES_NOTE,
+    ToolCall,
+    arguments_object,
+    forced_name,
+    offered,
+    result_for_model,
+    sandbox_call,
+)
 
 __all__ = ["AnthropicModel", "AnthropicUpstream", "anthropic_messages"]
 
@@ -117,7 +125,7 @@ def _blocks_of(item: Item, images: bool) -> Iterator[tuple[str, list[dict[str, A
         yield "user", [{"type": "tool_result", "tool_use_id": item.call_id, "content": item.output}]
     else:
         assert isinstance(item, CodeCall)
-        yield "assistant", [_tool_use(item.id, PYTHON, {"code": item.code})]
+        yield "assistant", [_tool_use(item.id, *sandbox_call(item))]
         yield "user", [_tool_result(item, images)]
 
 
@@ -274,8 +282,9 @@ class _StreamReader:
         if delta.type == "text_delta" and delta.text:
             return [TextDelta(delta.text)]
         if delta.type == "input_json_delta" and event.index in self._calls:
-            code = self._calls[event.index].feed(delta.partial_json)
-            return [CodeDelta(code)] if code else []
+            call = self._calls[event.index]
+            code = call.feed(delta.partial_json)
+            return [CodeDelta(code, call.tool)] if code else []
         return []
 
     def end(self, functions: set[str]) -> list[ModelEvent]:

@@ -12,23 +12,25 @@ import re
 
 __all__ = ["CodeArgumentDecoder", "code_of"]
 
-_START = re.compile(r'"code"\s*:\s*"')
+_STARTS: dict[str, re.Pattern[str]] = {}
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
-def code_of(arguments: str) -> str:
-    """The `code` of complete arguments; a bare string (some models send only the code) is taken as is."""
+def code_of(arguments: str, key: str = "code") -> str:
+    """The `key` (python's `code`, bash's `command`) of complete arguments; a bare string (some models
+    send only the code) is taken as is."""
     try:
         parsed = json.loads(arguments)
     except json.JSONDecodeError:
         return arguments
-    if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
-        return str(parsed["code"])
+    if isinstance(parsed, dict) and isinstance(parsed.get(key), str):
+        return str(parsed[key])
     return parsed if isinstance(parsed, str) else arguments
 
 
 class CodeArgumentDecoder:
-    def __init__(self) -> None:
+    def __init__(self, key: str = "code") -> None:
+        self._start = _STARTS.setdefault(key, re.compile(rf'"{key}"\s*:\s*"'))
         self._raw = ""
         self._position: int | None = None  # where the undecoded part of the code string begins
         self._done = False
@@ -39,7 +41,7 @@ class CodeArgumentDecoder:
         if self._done:
             return ""
         if self._position is None:
-            match = _START.search(self._raw)
+            match = self._start.search(self._raw)
             if match is None:
                 return ""
             self._position = match.end()

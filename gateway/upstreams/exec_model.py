@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Literal
 
 from ..conversation.items import CodeCall, Item, UserMessage
 from ..conversation.model import CodeDelta, CodeReady, ModelEvent, TextDelta, Turn
@@ -22,15 +23,26 @@ from .python_tool import PYTHON
 
 __all__ = ["ExecModel", "code_blocks"]
 
-_FENCE = re.compile(r"^```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE | re.IGNORECASE)
+_FENCE = re.compile(
+    r"^```[ \t]*(python3?|py|bash|sh|shell)?[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE | re.IGNORECASE
+)
+_SHELLS = {"bash", "sh", "shell"}
+Block = tuple[Literal["python", "bash"], str]
 
 
-def code_blocks(text: str) -> list[str]:
-    """The fenced Python (or bare) code blocks of a message, or the whole message when it has none."""
-    blocks = [block.rstrip("\n") for block in _FENCE.findall(text)]
+def code_blocks(text: str, shell: bool = False) -> list[Block]:
+    """The fenced Python (or bare) code blocks of a message, with (`shell`) its bash blocks, in order; or
+    the whole message as Python when it has none."""
+    blocks: list[Block] = []
+    for language, code in _FENCE.findall(text):
+        if language.lower() in _SHELLS:
+            if shell:
+                blocks.append(("bash", code.rstrip("\n")))
+        else:
+            blocks.append(("python", code.rstrip("\n")))
     if blocks:
         return blocks
-    return [text] if text.strip() else []
+    return [("python", text)] if text.strip() else []
 
 
 class ExecModel:
@@ -38,10 +50,11 @@ class ExecModel:
 
     async def respond(self, turn: Turn) -> AsyncIterator[ModelEvent]:
         request, calls = _since_last_user_message(turn.items)
-        blocks = code_blocks(request)
+        blocks = code_blocks(request, turn.shell)
         if len(calls) < len(blocks) and _may_run(turn):
-            for delta in _pieces(blocks[len(calls)]):
-                yield CodeDelta(delta)
+            tool, code = blocks[len(calls)]
+            for delta in _pieces(code):
+                yield CodeDelta(delta, tool)
             yield CodeReady()
             return
         if turn.output_format is not None:

@@ -44,12 +44,12 @@ from .providers import Provider
 from .python_tool import (
     IMAGES_NOTE,
     NO_IMAGES_NOTE,
-    PYTHON,
     ToolCall,
     arguments_object,
     function_names,
     offered,
     result_for_model,
+    sandbox_call,
 )
 
 __all__ = ["GeminiModel", "GeminiUpstream", "gemini_contents"]
@@ -137,7 +137,8 @@ def _parts_of(item: Item, images: bool, names: dict[str, str]) -> Iterator[tuple
         yield "user", [types.Part(function_response=response)]
     else:
         assert isinstance(item, CodeCall)
-        call = types.FunctionCall(name=PYTHON, args={"code": item.code})
+        name, arguments = sandbox_call(item)
+        call = types.FunctionCall(name=name, args=dict(arguments))
         yield "model", [types.Part(function_call=call, thought_signature=item.signature)]
         yield "user", _response_parts(item, images)
 
@@ -172,7 +173,7 @@ def tool_config(choice: ToolChoice) -> types.ToolConfig:
 
 def _response_parts(call: CodeCall, images: bool) -> list[types.Part]:
     output = {"output": result_for_model(call, images_attached=images)}
-    parts = [types.Part(function_response=types.FunctionResponse(name=PYTHON, response=output))]
+    parts = [types.Part(function_response=types.FunctionResponse(name=sandbox_call(call)[0], response=output))]
     if images and call.images:
         parts.append(types.Part(text=IMAGES_NOTE))
         parts.extend(types.Part(inline_data=types.Blob(mime_type="image/png", data=png)) for png in call.images)

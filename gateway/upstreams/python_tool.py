@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from ..conversation.items import CodeCall, FunctionCall, Item
 from ..conversation.model import (
@@ -26,9 +26,11 @@ from ..conversation.model import (
 from .arguments import CodeArgumentDecoder, code_of
 
 __all__ = [
+    "BASH",
     "IMAGES_NOTE",
     "NO_IMAGES_NOTE",
     "PYTHON",
+    "SANDBOX_TOOLS",
     "ToolCall",
     "arguments_object",
     "forced_name",
@@ -36,9 +38,16 @@ __all__ = [
     "offered",
     "python_function",
     "result_for_model",
+    "sandbox_call",
 ]
 
 PYTHON = "python"
+BASH = "bash"
+SANDBOX_TOOLS: dict[str, tuple[str, Literal["python", "bash"]]] = {
+    PYTHON: ("code", "python"),
+    BASH: ("command", "bash"),
+}
+"""The tools that run in the sandbox, by the name the model calls: (the argument with the code, the tool)."""
 IMAGES_NOTE = "The images the python call above displayed:"
 NO_IMAGES_NOTE = "[The user attached {count} image(s); this model does not take images.]"
 _LOG_LIMIT = 20_000
@@ -60,10 +69,32 @@ def python_function(memory_limit: str) -> FunctionTool:
     return FunctionTool(PYTHON, description, parameters)
 
 
+def bash_function(memory_limit: str) -> FunctionTool:
+    description = (
+        "Run a shell command with bash in the same sandbox as the python tool (working directory /mnt/data, "
+        f"no internet access, memory limited to {memory_limit}). The result is its stdout, its stderr and "
+        "its exit code."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {"command": {"type": "string", "description": "The command to run."}},
+        "required": ["command"],
+    }
+    return FunctionTool(BASH, description, parameters)
+
+
 def offered(turn: Turn) -> list[FunctionTool]:
-    """The tools the model has this turn: python (when the response has the code interpreter), then the
-    client's functions."""
-    return [*([python_function(turn.memory_limit)] if turn.memory_limit else []), *turn.functions]
+    """The tools the model has this turn: python (when the response has a code tool), bash (when the door's
+    tool runs commands), then the client's functions."""
+    sandbox = [python_function(turn.memory_limit)] if turn.memory_limit else []
+    if turn.memory_limit and turn.shell:
+        sandbox.append(bash_function(turn.memory_limit))
+    return [*sandbox, *turn.functions]
+
+
+def sandbox_call(call: CodeCall) -> tuple[str, dict[str, str]]:
+    """A code call as the model made it: the tool's name and its arguments."""
+    return (BASH, {"command": call.code}) if call.tool == "bash" else (PYTHON, {"code": call.code})
 
 
 def forced_name(choice: ToolChoice) -> str | None:
@@ -107,7 +138,7 @@ class ToolCall:
         self.name = name
         self.signature = signature
         self._raw: list[str] = []
-        self._decoder = CodeArgumentDecoder()
+        self._decoder: CodeArgumentDecoder | None = None
         self._streamed = False
 
     def feed(self, fragment: str) -> str:
@@ -115,7 +146,11 @@ class ToolCall:
         if not fragment:
             return ""
         self._raw.append(fragment)
-        code = self._decoder.feed(fragment) if self.name == PYTHON else ""
+        if self.name not in SANDBOX_TOOLS:
+            return ""
+        if self._decoder is None:
+            self._decoder = CodeArgumentDecoder(SANDBOX_TOOLS[self.name][0])
+        code = self._decoder.feed(fragment)
         self._streamed = self._streamed or bool(code)
         return code
 
@@ -126,11 +161,16 @@ class ToolCall:
     def finish(self, functions: Iterable[str]) -> list[ModelEvent]:
         """The call for the tool loop: python's code is ready, or a client function is called."""
         arguments = "".join(self._raw)
-        if self.name != PYTHON and self.name in set(functions):
+        if self.name not in SANDBOX_TOOLS and self.name in set(functions):
             return [FunctionCallRequested(self.call_id, self.name, arguments or "{}", self.signature)]
-        if self.name != PYTHON:
+        if self.name not in SANDBOX_TOOLS:
             msg = f"The upstream model called a tool kernelgate does not know: {self.name!r}."
             raise ModelError(msg, 502)
         if self._streamed:
             return [CodeReady(self.signature)]
-        return [CodeDelta(code_of(arguments)), CodeReady(self.signature)]  # not JSON, or sent whole
+        key, tool = SANDBOX_TOOLS[self.name]
+        return [CodeDelta(code_of(arguments, key), tool), CodeReady(self.signature)]  # not JSON, or sent whole
+
+    @property
+    def tool(self) -> Literal["python", "bash"]:
+        return SANDBOX_TOOLS[self.name][1] if self.name in SANDBOX_TOOLS else "python"

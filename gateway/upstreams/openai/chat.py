@@ -43,7 +43,7 @@ from ...conversation.model import (
     Turn,
     Usage,
 )
-from ..python_tool import IMAGES_NOTE, NO_IMAGES_NOTE, PYTHON, ToolCall, forced_name, offered, result_for_model
+from ..python_tool import IMAGES_NOTE, NO_IMAGES_NOTE, ToolCall, forced_name, offered, result_for_model, sandbox_call
 from .client import OpenAIClient, OpenAIModel, given, image_urls, upstream_errors
 
 __all__ = ["ChatModel", "ChatUpstream", "function_tool"]
@@ -75,7 +75,8 @@ def _messages_of(item: Item, vision: bool) -> list[ChatCompletionMessageParam]:
         return [{"role": "assistant", "content": None, "tool_calls": [function_call]}]
     if isinstance(item, FunctionOutput):
         return [{"role": "tool", "tool_call_id": item.call_id, "content": item.output}]
-    python_call = _tool_call(item.id, PYTHON, json.dumps({"code": item.code}))
+    name, arguments = sandbox_call(item)
+    python_call = _tool_call(item.id, name, json.dumps(arguments))
     return [
         {"role": "assistant", "content": None, "tool_calls": [python_call]},
         {"role": "tool", "tool_call_id": item.id, "content": result_for_model(item)},
@@ -164,7 +165,7 @@ class ChatModel(OpenAIModel):
                     call = calls.setdefault(tool_call.index, _ChatToolCall(f"call_{tool_call.index}"))
                     code = call.add(tool_call.id, tool_call.function)
                     if code:
-                        yield CodeDelta(code)
+                        yield CodeDelta(code, call.tool)
         if stopped is not None:
             yield stopped
             return

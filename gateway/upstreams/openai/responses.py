@@ -45,7 +45,15 @@ from ...conversation.model import (
     Usage,
 )
 from ..arguments import CodeArgumentDecoder, code_of
-from ..python_tool import IMAGES_NOTE, NO_IMAGES_NOTE, PYTHON, forced_name, offered, result_for_model
+from ..python_tool import (
+    IMAGES_NOTE,
+    NO_IMAGES_NOTE,
+    SANDBOX_TOOLS,
+    forced_name,
+    offered,
+    result_for_model,
+    sandbox_call,
+)
 from .client import OpenAIClient, OpenAIModel, given, image_urls, upstream_errors
 
 __all__ = ["ResponsesModel", "ResponsesUpstream"]
@@ -90,9 +98,10 @@ def _items_of(item: Item, vision: bool) -> list[ResponseInputItemParam]:
     if isinstance(item, FunctionOutput):
         return [{"type": "function_call_output", "call_id": item.call_id, "output": item.output}]
     assert isinstance(item, CodeCall)
-    arguments = json.dumps({"code": item.code})
+    name, call_arguments = sandbox_call(item)
+    arguments = json.dumps(call_arguments)
     return [
-        {"type": "function_call", "call_id": item.id, "name": PYTHON, "arguments": arguments},
+        {"type": "function_call", "call_id": item.id, "name": name, "arguments": arguments},
         {"type": "function_call_output", "call_id": item.id, "output": result_for_model(item)},
     ]
 
@@ -163,12 +172,13 @@ class ResponsesModel(OpenAIModel):
             if kind == "response.output_text.delta":
                 yield TextDelta(event.delta)
             elif kind == "response.output_item.added" and event.item.type == "function_call":
-                calls[event.item.id] = (event.item.name, event.item.call_id, CodeArgumentDecoder())
+                key = SANDBOX_TOOLS.get(event.item.name, ("code", "python"))[0]
+                calls[event.item.id] = (event.item.name, event.item.call_id, CodeArgumentDecoder(key))
             elif kind == "response.function_call_arguments.delta" and event.item_id in calls:
                 name, _, decoder = calls[event.item_id]
-                code = decoder.feed(event.delta) if name == PYTHON else ""
+                code = decoder.feed(event.delta) if name in SANDBOX_TOOLS else ""
                 if code:
-                    yield CodeDelta(code)
+                    yield CodeDelta(code, SANDBOX_TOOLS[name][1])
             elif kind == "response.output_item.done" and event.item.type == "function_call":
                 for model_event in _finished_call(event.item, calls):
                     yield model_event
@@ -185,12 +195,13 @@ class ResponsesModel(OpenAIModel):
 
 def _finished_call(item: Any, calls: dict[str, tuple[str, str, CodeArgumentDecoder]]) -> list[ModelEvent]:
     name = item.name
-    if name != PYTHON:
+    if name not in SANDBOX_TOOLS:
         return [FunctionCallRequested(item.call_id, name, item.arguments)]
     started = calls.get(item.id)
     events: list[ModelEvent] = []
     if started is None or not item.arguments.lstrip().startswith("{"):  # no deltas, or not JSON: take it whole
-        events.append(CodeDelta(code_of(item.arguments)))
+        key, tool = SANDBOX_TOOLS[name]
+        events.append(CodeDelta(code_of(item.arguments, key), tool))
     events.append(CodeReady())
     return events
 
