@@ -20,6 +20,7 @@ from .conversation.loop import ToolLoop
 from .conversation.session import SessionService
 from .conversation.threads import ConversationService
 from .upstreams.router import Cassette, ModelRouter
+from .wire.anthropic import ANTHROPIC
 from .wire.format import WireFormat, format_for, install_error_handlers
 from .wire.gemini import GEMINI
 from .wire.openai import OPENAI
@@ -30,7 +31,7 @@ from .workspace.store import Store
 
 __all__ = ["WIRE_FORMATS", "Gateway", "create_app"]
 
-WIRE_FORMATS: list[WireFormat] = [OPENAI, GEMINI]
+WIRE_FORMATS: list[WireFormat] = [OPENAI, ANTHROPIC, GEMINI]
 """The client wire formats the app serves; the first answers for paths under no format's prefix."""
 
 log = logging.getLogger("kernelgate.gateway")

@@ -60,6 +60,9 @@ class AutoContainer:
     memory_limit: str = "1g"
     file_ids: Sequence[str] = ()
     network_policy: NetworkPolicy = field(default_factory=NetworkPolicy)
+    reuse: bool = True
+    """Run in the conversation's container while it lives (OpenAI's auto mode, Gemini); False: a new
+    container for each request that names none (Anthropic's)."""
     renew_expired: bool = False
     """When the conversation's container has expired, make a new one (a wire format without containers)
     rather than refuse, as OpenAI's auto mode does."""
@@ -109,6 +112,8 @@ class SessionRequest:
     background: bool = False
     conversation: str | None = None
     """A kept conversation: its items are the history, and this response's input and output join it."""
+    shell: bool = False
+    """Offer a bash tool beside python, in the same sandbox."""
 
 
 class Session:
@@ -305,6 +310,7 @@ class SessionService:
             sampling=request.sampling,
             tool_choice=request.tool_choice,
             output_format=request.output_format,
+            shell=request.shell,
         )
         events = self._loop.run(model, run)
         return Session(request, new_items, container_id, history, events, self._store, self._conversations)
@@ -345,9 +351,9 @@ class SessionService:
         if isinstance(request.container, str):
             self._containers.sandbox(request.container)  # unknown or expired: the caller hears why
             return request.container
-        earlier = [item.container_id for item in reversed(items) if isinstance(item, CodeCall)]
-        conversation = reuse or next(iter(earlier), None)
         auto = request.container
+        earlier = [item.container_id for item in reversed(items) if isinstance(item, CodeCall)] if auto.reuse else []
+        conversation = (reuse if auto.reuse else None) or next(iter(earlier), None)
         if conversation is not None and self._containers.exists(conversation):
             if not auto.renew_expired:
                 self._containers.sandbox(conversation)  # expired: a 400, as OpenAI's auto mode answers

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+import os
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 
-__all__ = ["drain", "while_connected"]
+__all__ = ["drain", "fd_response", "while_connected"]
 
 T = TypeVar("T")
+_CHUNK = 1024 * 1024
 
 
 async def while_connected(request: Request, work: Coroutine[Any, Any, T]) -> T:
@@ -34,3 +37,17 @@ async def _disconnected(request: Request) -> None:
 async def drain(events: AsyncIterator[Any]) -> None:
     async for _ in events:
         pass
+
+
+def fd_response(fd: int) -> StreamingResponse:
+    """Stream an open file's bytes, closing it at the end (or when the client goes away)."""
+    size = os.fstat(fd).st_size
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                yield chunk
+        finally:
+            os.close(fd)
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers={"content-length": str(size)})

@@ -137,6 +137,18 @@ class ContainerService:
         live = (self._live(record) for record in self._store.running_containers())
         return {sandbox.id for sandbox in live if sandbox is not None}
 
+    def expires_at(self, container_id: str) -> int | None:
+        """When the running container expires if nothing uses it (Unix seconds); None once it has."""
+        sandbox = self._current(container_id, touch=False)[1]
+        return int(sandbox.expires_at) if sandbox is not None else None
+
+    def find_file(self, file_id: str) -> ContainerFileRecord:
+        """A container file by its id alone (the Files API of a door that names files by id)."""
+        record = self._store.find_container_file(file_id)
+        if record is None:
+            raise NotFound(file_id, kind="File", param="file_id")
+        return record
+
     def exists(self, container_id: str) -> bool:
         """Whether the container was ever made here (and not deleted), running or expired."""
         return self._store.get_container(container_id) is not None

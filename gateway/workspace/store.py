@@ -221,6 +221,10 @@ class Store:
         )
         return _container_file(rows[0]) if rows else None
 
+    def find_container_file(self, file_id: str) -> ContainerFileRecord | None:
+        rows = self._run("SELECT * FROM container_files WHERE id = ?", [file_id])
+        return _container_file(rows[0]) if rows else None
+
     def get_container_file(self, container_id: str, file_id: str) -> ContainerFileRecord | None:
         rows = self._run("SELECT * FROM container_files WHERE container_id = ? AND id = ?", [container_id, file_id])
         return _container_file(rows[0]) if rows else None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import Query
-from fastapi.responses import StreamingResponse
 
 from ...workspace.records import Page
+from ..http import fd_response
 from ..services import Containers, Conversations, Files, Sessions
 from ._models import ListObject
 
@@ -29,17 +28,3 @@ def list_object(page: Page[T], render: Callable[[T], W], ids: Callable[[W], str]
         last_id=ids(data[-1]) if data else None,
         has_more=page.has_more,
     )
-
-
-def fd_response(fd: int) -> StreamingResponse:
-    """Stream an open file's bytes, closing it at the end (or when the client goes away)."""
-    size = os.fstat(fd).st_size
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            while chunk := os.read(fd, _CHUNK):
-                yield chunk
-        finally:
-            os.close(fd)
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream", headers={"content-length": str(size)})
