@@ -111,7 +111,7 @@ class Settings(BaseModel):
     providers: dict[str, Provider] = Field(default_factory=dict)
     """Named providers, routed by a `Provider/model` prefix (case-insensitive) that is stripped."""
     builtin: dict[str, Provider] = Field(default_factory=lambda: builtin_providers({}))
-    """`Anthropic/` and `Gemini/`, with the keys and base URLs of the providers' own variables."""
+    """`OpenAI/`, `Anthropic/` and `Gemini/`, with the keys and base URLs of the providers' own variables."""
 
     @field_validator("disk_limit", mode="before")
     @classmethod

@@ -296,8 +296,9 @@ def test_gemini_calls_go_back_with_their_signatures_and_side_by_side(data_dir: P
     assert answer["parts"][0]["functionResponse"]["response"] == {"output": "3\n"}
 
 
-def test_anthropic_and_gemini_prefixes_use_the_providers_own_variables(data_dir: Path) -> None:
-    """`Anthropic/` and `Gemini/` need no providers file: their own key and base URL variables (GOOGLE_API_KEY wins)."""
+def test_openai_anthropic_and_gemini_prefixes_use_the_providers_own_variables(data_dir: Path) -> None:
+    """`OpenAI/`, `Anthropic/` and `Gemini/` (HasteKit's names) need no providers file: their own key and base
+    URL variables (GOOGLE_API_KEY wins); OpenAI's is its Responses API."""
     with fake_upstream() as (fake, _):
         environ = {
             "KERNELGATE_DATA_DIR": str(data_dir),
@@ -307,17 +308,21 @@ def test_anthropic_and_gemini_prefixes_use_the_providers_own_variables(data_dir:
             "GEMINI_API_KEY": "a key GOOGLE_API_KEY overrides",
             "GOOGLE_API_KEY": str(fake.key),
             "GOOGLE_GEMINI_BASE_URL": fake.url_for("gemini"),
+            "OPENAI_API_KEY": str(fake.key),
+            "OPENAI_BASE_URL": fake.url_for("responses"),
         }
         with serve(Settings.from_env(environ)) as base_url:
             client = sdk_for(base_url)
-            fake.script = [Reply(text="from claude"), Reply(text="from gemini")]
+            fake.script = [Reply(text="from claude"), Reply(text="from gemini"), Reply(text="from gpt")]
             claude = client.responses.create(model="Anthropic/claude-sonnet-4-6", input="hi", tools=AUTO)
             gemini = client.responses.create(model="gemini/gemini-2.5-flash", input="hi", tools=AUTO)
-    assert (claude.output_text, gemini.output_text) == ("from claude", "from gemini")
+            gpt = client.responses.create(model="OpenAI/gpt-4.1-mini", input="hi", tools=AUTO)
+    assert (claude.output_text, gemini.output_text, gpt.output_text) == ("from claude", "from gemini", "from gpt")
     assert (claude.model, gemini.model) == ("Anthropic/claude-sonnet-4-6", "gemini/gemini-2.5-flash")
     assert [(seen.api, seen.model) for seen in fake.seen] == [
         ("anthropic", "claude-sonnet-4-6"),
         ("gemini", "gemini-2.5-flash"),
+        ("responses", "gpt-4.1-mini"),
     ]
 
 
@@ -327,6 +332,9 @@ def test_a_provider_without_its_key_is_a_clear_400(client: openai.OpenAI) -> Non
         client.responses.create(model="Anthropic/claude-sonnet-4-6", input="hi", tools=AUTO)
     assert caught.value.body["param"] == "model"  # type: ignore[index]
     assert "ANTHROPIC_API_KEY" in caught.value.message
+    with pytest.raises(openai.BadRequestError) as openai_key:
+        client.responses.create(model="OpenAI/gpt-4.1-mini", input="hi", tools=AUTO)
+    assert "OPENAI_API_KEY" in openai_key.value.message
 
 
 def test_container_settings_apply_whichever_model(served: Served) -> None:

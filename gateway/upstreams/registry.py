@@ -46,7 +46,13 @@ class Entry:
 
 REGISTRY: dict[str, Entry] = {
     "chat": Entry(".openai.chat:ChatUpstream"),
-    "responses": Entry(".openai.responses:ResponsesUpstream"),
+    "responses": Entry(
+        ".openai.responses:ResponsesUpstream",
+        builtin="OpenAI",  # HasteKit's names (`OpenAI/gpt-4.1-mini`), over OpenAI's own API
+        default_base_url="https://api.openai.com/v1",
+        key_variables=("OPENAI_API_KEY",),
+        base_url_variable="OPENAI_BASE_URL",
+    ),
     "anthropic": Entry(
         ".anthropic:AnthropicUpstream",
         builtin="Anthropic",
