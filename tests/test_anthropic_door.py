@@ -20,18 +20,31 @@ from anthropic.types import (
     CodeExecutionResultBlock,
     CodeExecutionToolResultBlock,
     Message,
+    RawMessageStreamEvent,
     ServerToolUseBlock,
     TextBlock,
     ToolUseBlock,
 )
+from pydantic import BaseModel, TypeAdapter
 
 from gateway.testing import serve
 
 from .conftest import upstream_settings
-from .fake_upstream import FakeUpstream, Reply, fake_upstream
+from .fake_upstream import APIS, FakeUpstream, Reply, fake_upstream
 
+RAW_EVENT: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
 SHELL: Any = [{"type": "code_execution_20250825", "name": "code_execution"}]
 PYTHON_ONLY: Any = [{"type": "code_execution_20250522", "name": "code_execution"}]
+
+
+def _unknown_fields(value: Any) -> list[str]:
+    """The fields of a parsed SDK model (at any depth) that the SDK's types do not have."""
+    if isinstance(value, BaseModel):
+        found = [f"{type(value).__name__}.{name}" for name in value.model_extra or {}]
+        return found + [bad for name in type(value).model_fields for bad in _unknown_fields(getattr(value, name))]
+    if isinstance(value, list | tuple):
+        return [bad for part in value for bad in _unknown_fields(part)]
+    return []
 
 
 def _client(base_url: str) -> anthropic.Anthropic:
@@ -114,6 +127,8 @@ def test_the_stream_follows_anthropics_event_sequence(claude: anthropic.Anthropi
     }
     with httpx.stream("POST", f"{openai_base_url}/anthropic/v1/messages", json=body, timeout=60) as response:
         events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    for event in events:  # each one is an event the SDK knows, field for field, with no field it does not
+        assert not _unknown_fields(RAW_EVENT.validate_python(event)), event
     kinds = [event["type"] for event in events]
     assert kinds[0] == "message_start"
     assert kinds[-2:] == ["message_delta", "message_stop"]
@@ -172,16 +187,18 @@ def test_errors_are_anthropics(claude: anthropic.Anthropic) -> None:
     assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 
 
-@pytest.fixture
-def upstream_claude(data_dir: Path) -> Iterator[tuple[FakeUpstream, anthropic.Anthropic]]:
-    """The Anthropic door in front of a model served over Chat Completions."""
-    with fake_upstream() as (fake, _), serve(upstream_settings(fake, "chat", data_dir)) as base_url:
+@pytest.fixture(params=APIS)
+def upstream_claude(
+    request: pytest.FixtureRequest, data_dir: Path
+) -> Iterator[tuple[FakeUpstream, anthropic.Anthropic]]:
+    """The Anthropic door in front of a model served over each upstream API."""
+    with fake_upstream() as (fake, _), serve(upstream_settings(fake, request.param, data_dir)) as base_url:
         client = _client(base_url)
         yield fake, client
         client.close()
 
 
-def test_a_chat_completions_model_behind_the_anthropic_door(
+def test_any_upstream_model_behind_the_anthropic_door(
     upstream_claude: tuple[FakeUpstream, anthropic.Anthropic],
 ) -> None:
     """The model gets python and bash (the 20250825 tool runs commands) beside the client's custom tool,

@@ -17,7 +17,7 @@ from google.genai import errors, types
 from gateway.testing import serve
 
 from .conftest import upstream_settings
-from .fake_upstream import FakeUpstream, Reply, fake_upstream
+from .fake_upstream import APIS, FakeUpstream, Reply, fake_upstream
 
 CODE = types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution())])
 
@@ -120,16 +120,16 @@ def test_errors_are_googles(gemini: genai.Client, openai_base_url: str) -> None:
     assert "frobnicate" in raw.json()["error"]["message"]
 
 
-@pytest.fixture
-def upstream_gemini(data_dir: Path) -> Iterator[tuple[FakeUpstream, genai.Client]]:
-    """The Gemini door in front of a model served over Chat Completions."""
-    with fake_upstream() as (fake, _), serve(upstream_settings(fake, "chat", data_dir)) as base_url:
+@pytest.fixture(params=APIS)
+def upstream_gemini(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[tuple[FakeUpstream, genai.Client]]:
+    """The Gemini door in front of a model served over each upstream API."""
+    with fake_upstream() as (fake, _), serve(upstream_settings(fake, request.param, data_dir)) as base_url:
         client = _client(base_url)
         yield fake, client
         client.close()
 
 
-def test_a_chat_completions_model_behind_the_gemini_door(upstream_gemini: tuple[FakeUpstream, genai.Client]) -> None:
+def test_any_upstream_model_behind_the_gemini_door(upstream_gemini: tuple[FakeUpstream, genai.Client]) -> None:
     """Any upstream serves any door: the model gets the python tool, and the client its function declarations."""
     fake, client = upstream_gemini
     lookup = types.FunctionDeclaration(
