@@ -232,3 +232,27 @@ def test_any_upstream_model_behind_the_anthropic_door(
     )
     assert done.content[-1].type == "text"
     assert fake.seen[-1].results == ["from-bash\n", "a core"]
+
+
+def test_a_command_past_the_timeout_is_stopped(data_dir: Path) -> None:
+    """A bash command gets the timeout and interrupt of Python code: `execution_time_exceeded`, the command
+    killed (its later output never comes), and the container's next call runs at once."""
+    from gateway import Settings
+
+    from .conftest import IMAGE
+
+    with serve(Settings(data_dir=data_dir, image=IMAGE, execution_timeout=1)) as base_url:
+        client = _client(base_url)
+        slow = _ask(client, "```bash\nsleep 30; echo late > late.txt\n```")
+        result = slow.content[1]
+        assert isinstance(result, BashCodeExecutionToolResultBlock)
+        assert result.content.type == "bash_code_execution_tool_result_error"
+        assert result.content.error_code == "execution_time_exceeded"
+        assert slow.container is not None
+        look = (  # the processes of the command (`sleep 30`, as its arguments are written in cmdline)
+            "import os\nprint([p for p in os.listdir('/proc')\n"
+            "       if p.isdigit() and b'sleep\\x0030' in open(f'/proc/{p}/cmdline', 'rb').read()])"
+        )
+        after = _ask(client, look, container=slow.container.id)
+        assert _python_result(after.content[1]).stdout == "[]\n"  # the command was killed with the interrupt
+        client.close()

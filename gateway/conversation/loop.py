@@ -370,11 +370,20 @@ class _TurnState:
 
 _BASH_RUNNER = """\
 def _kernelgate_bash(command):
-    import subprocess, sys
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, errors="replace", cwd="/mnt/data")
-    sys.stdout.write(done.stdout)
-    sys.stderr.write(done.stderr)
-    return done.returncode
+    import os, signal, subprocess, sys
+    process = subprocess.Popen(
+        ["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+        cwd="/mnt/data", start_new_session=True,
+    )
+    try:
+        out, err = process.communicate()
+    except BaseException:  # the interrupt at the timeout: the command and everything it started go
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return process.returncode
 _kernelgate_bash({command!r})"""
 
 
