@@ -8,7 +8,14 @@ whichever door the request came in by, so they are decided here, once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from sandbox import (
     CapacityExceeded,
@@ -37,8 +44,9 @@ from .._errors import (
     Unavailable,
 )
 from ..conversation.model import ModelError
+from .format import Handler
 
-__all__ = ["HttpError", "http_error"]
+__all__ = ["ErrorWording", "HttpError", "http_error"]
 
 log = logging.getLogger("kernelgate.gateway")
 
@@ -103,3 +111,45 @@ def http_error(exc: GatewayError | SandboxError, method: str = "", path: str = "
         log.error("Sandbox failure on %s %s: %s", method, path, exc)
     message = "Container is expired." if isinstance(exc, SandboxExpired) else str(exc)
     return HttpError(status, message, param, retry=not isinstance(exc, _NO_RETRY))
+
+
+@dataclass(frozen=True)
+class ErrorWording:
+    """How one door words its errors; `handlers()` turns it into the app's handlers for that door."""
+
+    respond: Callable[[HttpError], Response]
+    """The error body, and its headers, for a status and message."""
+    invalid: Callable[[Mapping[str, Any]], HttpError]
+    """A request the validation refused (pydantic's first error), as a 400 in the door's words."""
+    no_route: Callable[[str, str, int], str]
+    """The message for an unknown path (404) or method (405): (method, path, status)."""
+    unexpected: str
+    """The message of a 500 nobody foresaw (it is logged with its traceback)."""
+
+    def handlers(self) -> dict[type[Exception], Handler]:
+        async def known(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, GatewayError | SandboxError)
+            return self.respond(http_error(exc, request.method, request.url.path))
+
+        async def invalid(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, RequestValidationError)
+            return self.respond(self.invalid(exc.errors()[0] if exc.errors() else {}))
+
+        async def http(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, StarletteHTTPException)
+            status = exc.status_code
+            unrouted = status == 405 or (status == 404 and exc.detail == "Not Found")
+            message = self.no_route(request.method, request.url.path, status) if unrouted else str(exc.detail)
+            return self.respond(HttpError(status, message))
+
+        async def unexpected(request: Request, exc: Exception) -> Response:
+            log.exception("Unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+            return self.respond(HttpError(500, self.unexpected))
+
+        return {
+            GatewayError: known,
+            SandboxError: known,
+            RequestValidationError: invalid,
+            StarletteHTTPException: http,
+            Exception: unexpected,
+        }

@@ -1,31 +1,21 @@
 """Every failure as OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`.
 
 The status of our errors (the gateway's, the sandbox library's, the model's) comes from the one table
-every wire format shares (`wire/status.py`); the handlers below also cover FastAPI's validation errors,
-unknown routes and anything unexpected, so no response ever leaves in another shape.
+every wire format shares (`wire/status.py`), which also covers FastAPI's validation errors, unknown
+routes and anything unexpected, so no response ever leaves in another shape; here is only the wording.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox import SandboxError
-
-from ..._errors import GatewayError
-from ..format import Handler
-from ..status import http_error
+from ..status import ErrorWording, HttpError
 from ._responses_input import TAG
 
 __all__ = ["HANDLERS", "error_response"]
-
-log = logging.getLogger("kernelgate.gateway")
 
 # Seconds a client should wait before asking again for a sandbox (as OpenAI's 429s say).
 _RETRY_AFTER = "5"
@@ -43,32 +33,23 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def _known(request: Request, exc: Exception) -> JSONResponse:
-    """The gateway's errors, the sandbox library's and the model's, by the one table in wire/status.py."""
-    assert isinstance(exc, GatewayError | SandboxError)
-    found = http_error(exc, request.method, request.url.path)
-    return error_response(found.status, found.message, found.param, found.code, retry=found.retry)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+def _invalid(first: Mapping[str, Any]) -> HttpError:
     if first.get("type") == "json_invalid":
         message = (
             "We could not parse the JSON body of your request. The body must be valid JSON; "
             f"{first.get('ctx', {}).get('error', 'it is not')}."
         )
-        return error_response(400, message)
+        return HttpError(400, message)
     param = _param(first.get("loc", ()))
     kind = first.get("type")
     if kind == "missing":
-        return error_response(400, f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+        return HttpError(400, f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
     if kind == "extra_forbidden":
-        return error_response(400, f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+        return HttpError(400, f"Unknown parameter: '{param}'.", param, "unknown_parameter")
     if kind == "union_tag_invalid":
         found = first.get("ctx", {}).get("tag", "").removeprefix(TAG)
-        return error_response(400, f"Invalid value: '{found}'. Supported values are: {_tags(first)}.", param)
-    return error_response(400, f"Invalid value for '{param}': {first.get('msg', 'invalid')}.", param)
+        return HttpError(400, f"Invalid value: '{found}'. Supported values are: {_tags(first)}.", param)
+    return HttpError(400, f"Invalid value for '{param}': {first.get('msg', 'invalid')}.", param)
 
 
 def _param(location: Sequence[Any]) -> str | None:
@@ -89,27 +70,14 @@ def _tags(error: Mapping[str, Any]) -> str:
     return ", ".join(f"'{tag.strip().strip(chr(39)).removeprefix(TAG)}'" for tag in expected.split(",") if tag.strip())
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404 and exc.detail == "Not Found":
-        message = f"Invalid URL ({request.method} {request.url.path})"
-    elif exc.status_code == 405:
-        message = f"Invalid method for URL ({request.method} {request.url.path})"
-    else:
-        message = str(exc.detail)
-    return error_response(exc.status_code, message)
+def _no_route(method: str, path: str, status: int) -> str:
+    return f"Invalid method for URL ({method} {path})" if status == 405 else f"Invalid URL ({method} {path})"
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("Unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "The server had an error while processing your request.")
-
-
-HANDLERS: dict[type[Exception], Handler] = {
-    GatewayError: _known,
-    SandboxError: _known,
-    RequestValidationError: _validation_error,
-    StarletteHTTPException: _http_error,
-    Exception: _unexpected,
-}
+HANDLERS = ErrorWording(
+    respond=lambda e: error_response(e.status, e.message, e.param, e.code, retry=e.retry),
+    invalid=_invalid,
+    no_route=_no_route,
+    unexpected="The server had an error while processing your request.",
+).handlers()
 """Every failure under /v1, answered in OpenAI's shape (the app dispatches to it by path)."""
