@@ -23,6 +23,11 @@ from anthropic.types import (
     RawMessageStreamEvent,
     ServerToolUseBlock,
     TextBlock,
+    TextEditorCodeExecutionCreateResultBlock,
+    TextEditorCodeExecutionStrReplaceResultBlock,
+    TextEditorCodeExecutionToolResultBlock,
+    TextEditorCodeExecutionToolResultErrorObject,
+    TextEditorCodeExecutionViewResultBlock,
     ToolUseBlock,
 )
 from pydantic import BaseModel, TypeAdapter
@@ -256,3 +261,40 @@ def test_a_command_past_the_timeout_is_stopped(data_dir: Path) -> None:
         after = _ask(client, look, container=slow.container.id)
         assert _python_result(after.content[1]).stdout == "[]\n"  # the command was killed with the interrupt
         client.close()
+
+
+def test_the_text_editor_works_on_the_sandboxs_files(upstream_claude: tuple[FakeUpstream, anthropic.Anthropic]) -> None:
+    """On the 20250825 tool the model has a text editor beside bash: create, view and str_replace work on
+    /mnt/data (what bash then reads), each answered with its own result block."""
+    fake, client = upstream_claude
+
+    def edit(**given: Any) -> Reply:
+        return Reply(function=("text_editor", json.dumps(given)))
+
+    fake.script = [
+        edit(command="create", path="/mnt/data/notes.txt", file_text="alpha\nbeta\n"),
+        edit(command="str_replace", path="notes.txt", old_str="beta", new_str="gamma"),
+        edit(command="view", path="/mnt/data/notes.txt"),
+        edit(command="view", path="missing.txt"),
+        Reply(function=("bash", json.dumps({"command": "cat notes.txt"}))),
+        Reply(text="edited"),
+    ]
+    message = client.messages.create(
+        model="m", max_tokens=1024, tools=SHELL, messages=[{"role": "user", "content": "edit"}]
+    )
+    assert fake.seen[0].tools == ["python", "bash", "text_editor"]
+    results = [block.content for block in message.content if isinstance(block, TextEditorCodeExecutionToolResultBlock)]
+    created, replaced, viewed, missing = results
+    assert isinstance(created, TextEditorCodeExecutionCreateResultBlock)
+    assert created.is_file_update is False
+    assert isinstance(replaced, TextEditorCodeExecutionStrReplaceResultBlock)
+    assert (replaced.old_start, replaced.lines) == (2, ["gamma"])
+    assert isinstance(viewed, TextEditorCodeExecutionViewResultBlock)
+    assert (viewed.content, viewed.total_lines, viewed.file_type) == ("alpha\ngamma", 2, "text")
+    assert isinstance(missing, TextEditorCodeExecutionToolResultErrorObject)
+    assert missing.error_code == "file_not_found"
+    uses = [block for block in message.content if isinstance(block, ServerToolUseBlock)]
+    assert uses[0].name == "text_editor_code_execution"
+    assert uses[0].input == {"command": "create", "path": "/mnt/data/notes.txt", "file_text": "alpha\nbeta\n"}
+    bash = [block for block in message.content if isinstance(block, BashCodeExecutionToolResultBlock)]
+    assert _bash_result(bash[0]).stdout == "alpha\ngamma\n"

@@ -8,7 +8,7 @@ see only these types.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,8 +90,9 @@ class CodeCall(_Value):
     id: str
     code: str
     """The Python code, or (`tool` bash) the shell command."""
-    tool: Literal["python", "bash"] = "python"
-    """Python runs in the kernel; a bash command runs in the same sandbox (from the kernel, in /mnt/data)."""
+    tool: Literal["python", "bash", "text_editor"] = "python"
+    """Python runs in the kernel; a bash command runs in the same sandbox (from the kernel, in /mnt/data); a
+    text editor command (`code` is its JSON input) works on /mnt/data's files from the gateway."""
     container_id: str
     status: CallStatus
     logs: str = ""
@@ -106,6 +107,8 @@ class CodeCall(_Value):
     stderr: str = ""
     """What went to stderr, and a traceback: the APIs that report the two apart (Anthropic's)."""
     return_code: int = 0
+    edit: dict[str, Any] | None = None
+    """A text editor call's outcome: `command`, `error_code` (or None) and its details (editor.Edit)."""
 
 
 class FunctionCall(_Value):

@@ -15,6 +15,7 @@ from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, Resu
 
 from .._ids import new_hex_id
 from ..workspace.containers import ContainerService
+from .editor import run_edit
 from .items import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, SystemMessage, WrittenFile
 from .model import (
     CodeDelta,
@@ -63,7 +64,7 @@ _STATUS = {
 class CallStarted:
     call_id: str
     container_id: str
-    tool: Literal["python", "bash"] = "python"
+    tool: Literal["python", "bash", "text_editor"] = "python"
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +289,11 @@ class ToolLoop:
         return MessageFinished(await self._message(message_id, text, state.container_id))
 
     async def _execute(
-        self, call_id: str, code: str, container_id: str, tool: Literal["python", "bash"] = "python"
+        self, call_id: str, code: str, container_id: str, tool: Literal["python", "bash", "text_editor"] = "python"
     ) -> CodeCall:
         sandbox = self._containers.sandbox(container_id)
+        if tool == "text_editor":
+            return await self._edit(call_id, code, container_id)
         execution = await sandbox.execute(code if tool == "python" else _bash(code), timeout=self._timeout)
         records = await self._containers.sync_files(container_id, [f.path for f in execution.files])
         written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
@@ -308,6 +311,30 @@ class ToolLoop:
             logs=logs_of(execution) if tool == "python" else stdout + stderr + _exit_note(return_code),
             images=execution.images,
             files=tuple(sorted(written, key=lambda f: f.path)),
+        )
+
+    async def _edit(self, call_id: str, arguments: str, container_id: str) -> CodeCall:
+        edit = await run_edit(self._containers.sandbox(container_id), arguments)
+        written: tuple[WrittenFile, ...] = ()
+        if edit.changed:
+            records = await self._containers.sync_files(
+                container_id, [f"/mnt/data/{edit.path.removeprefix('/mnt/data/')}"]
+            )
+            written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
+        failed = edit.error_code is not None
+        return CodeCall(
+            id=call_id,
+            code=arguments,
+            tool="text_editor",
+            container_id=container_id,
+            status=CallStatus.COMPLETED,
+            logs=edit.text + "\n",
+            stdout="" if failed else edit.text,
+            stderr=edit.text if failed else "",
+            return_code=1 if failed else 0,
+            raised=failed,
+            files=written,
+            edit={"command": edit.command, "error_code": edit.error_code, **edit.details},
         )
 
     async def _message(self, message_id: str, text: str, container_id: str) -> AssistantMessage:
@@ -342,7 +369,7 @@ class _TurnState:
         self.message_id: str | None = None
         self.message: list[str] = []
         self.call_id: str | None = None
-        self.tool: Literal["python", "bash"] = "python"
+        self.tool: Literal["python", "bash", "text_editor"] = "python"
         self.code: list[str] = []
         self.stopped: Literal["max_output_tokens", "content_filter"] | None = None
 

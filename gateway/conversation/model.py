@@ -42,7 +42,7 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class CodeDelta:
     delta: str
-    tool: Literal["python", "bash"] = "python"
+    tool: Literal["python", "bash", "text_editor"] = "python"
     """Which sandbox tool the call is for (the first delta of a call decides)."""
 
 

@@ -19,6 +19,8 @@ _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r"
 def code_of(arguments: str, key: str = "code") -> str:
     """The `key` (python's `code`, bash's `command`) of complete arguments; a bare string (some models
     send only the code) is taken as is."""
+    if not key:
+        return arguments
     try:
         parsed = json.loads(arguments)
     except json.JSONDecodeError:

@@ -27,7 +27,7 @@ _FENCE = re.compile(
     r"^```[ \t]*(python3?|py|bash|sh|shell)?[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE | re.IGNORECASE
 )
 _SHELLS = {"bash", "sh", "shell"}
-Block = tuple[Literal["python", "bash"], str]
+Block = tuple[Literal["python", "bash", "text_editor"], str]
 
 
 def code_blocks(text: str, shell: bool = False) -> list[Block]:

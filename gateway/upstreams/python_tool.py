@@ -31,6 +31,7 @@ __all__ = [
     "NO_IMAGES_NOTE",
     "PYTHON",
     "SANDBOX_TOOLS",
+    "TEXT_EDITOR",
     "ToolCall",
     "arguments_object",
     "forced_name",
@@ -43,9 +44,11 @@ __all__ = [
 
 PYTHON = "python"
 BASH = "bash"
-SANDBOX_TOOLS: dict[str, tuple[str, Literal["python", "bash"]]] = {
+TEXT_EDITOR = "text_editor"
+SANDBOX_TOOLS: dict[str, tuple[str, Literal["python", "bash", "text_editor"]]] = {
     PYTHON: ("code", "python"),
     BASH: ("command", "bash"),
+    TEXT_EDITOR: ("", "text_editor"),  # its whole JSON input is the call's code
 }
 """The tools that run in the sandbox, by the name the model calls: (the argument with the code, the tool)."""
 IMAGES_NOTE = "The images the python call above displayed:"
@@ -83,17 +86,41 @@ def bash_function(memory_limit: str) -> FunctionTool:
     return FunctionTool(BASH, description, parameters)
 
 
+def text_editor_function() -> FunctionTool:
+    description = (
+        "View, create and edit text files in /mnt/data, the sandbox the python and bash tools use. Commands: "
+        "view (a file, with an optional view_range [first, last] of lines, -1 for the end; or the directory), "
+        "create (path and file_text; replaces a file that exists), str_replace (path, old_str found exactly "
+        "once, new_str)."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {
+            "command": {"type": "string", "enum": ["view", "create", "str_replace"]},
+            "path": {"type": "string", "description": "A path in /mnt/data."},
+            "file_text": {"type": "string"},
+            "old_str": {"type": "string"},
+            "new_str": {"type": "string"},
+            "view_range": {"type": "array", "items": {"type": "integer"}},
+        },
+        "required": ["command", "path"],
+    }
+    return FunctionTool(TEXT_EDITOR, description, parameters)
+
+
 def offered(turn: Turn) -> list[FunctionTool]:
     """The tools the model has this turn: python (when the response has a code tool), bash (when the door's
     tool runs commands), then the client's functions."""
     sandbox = [python_function(turn.memory_limit)] if turn.memory_limit else []
     if turn.memory_limit and turn.shell:
-        sandbox.append(bash_function(turn.memory_limit))
+        sandbox += [bash_function(turn.memory_limit), text_editor_function()]
     return [*sandbox, *turn.functions]
 
 
-def sandbox_call(call: CodeCall) -> tuple[str, dict[str, str]]:
+def sandbox_call(call: CodeCall) -> tuple[str, dict[str, Any]]:
     """A code call as the model made it: the tool's name and its arguments."""
+    if call.tool == "text_editor":
+        return TEXT_EDITOR, arguments_object(call.code)
     return (BASH, {"command": call.code}) if call.tool == "bash" else (PYTHON, {"code": call.code})
 
 
@@ -146,8 +173,8 @@ class ToolCall:
         if not fragment:
             return ""
         self._raw.append(fragment)
-        if self.name not in SANDBOX_TOOLS:
-            return ""
+        if self.name not in SANDBOX_TOOLS or not SANDBOX_TOOLS[self.name][0]:
+            return ""  # not a sandbox tool, or one whose input goes whole (the text editor's)
         if self._decoder is None:
             self._decoder = CodeArgumentDecoder(SANDBOX_TOOLS[self.name][0])
         code = self._decoder.feed(fragment)
@@ -172,5 +199,5 @@ class ToolCall:
         return [CodeDelta(code_of(arguments, key), tool), CodeReady(self.signature)]  # not JSON, or sent whole
 
     @property
-    def tool(self) -> Literal["python", "bash"]:
+    def tool(self) -> Literal["python", "bash", "text_editor"]:
         return SANDBOX_TOOLS[self.name][1] if self.name in SANDBOX_TOOLS else "python"

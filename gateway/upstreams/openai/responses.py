@@ -176,7 +176,7 @@ class ResponsesModel(OpenAIModel):
                 calls[event.item.id] = (event.item.name, event.item.call_id, CodeArgumentDecoder(key))
             elif kind == "response.function_call_arguments.delta" and event.item_id in calls:
                 name, _, decoder = calls[event.item_id]
-                code = decoder.feed(event.delta) if name in SANDBOX_TOOLS else ""
+                code = decoder.feed(event.delta) if SANDBOX_TOOLS.get(name, ("",))[0] else ""
                 if code:
                     yield CodeDelta(code, SANDBOX_TOOLS[name][1])
             elif kind == "response.output_item.done" and event.item.type == "function_call":
@@ -199,8 +199,8 @@ def _finished_call(item: Any, calls: dict[str, tuple[str, str, CodeArgumentDecod
         return [FunctionCallRequested(item.call_id, name, item.arguments)]
     started = calls.get(item.id)
     events: list[ModelEvent] = []
-    if started is None or not item.arguments.lstrip().startswith("{"):  # no deltas, or not JSON: take it whole
-        key, tool = SANDBOX_TOOLS[name]
+    key, tool = SANDBOX_TOOLS[name]
+    if started is None or not key or not item.arguments.lstrip().startswith("{"):  # no deltas, or whole input
         events.append(CodeDelta(code_of(item.arguments, key), tool))
     events.append(CodeReady())
     return events

@@ -35,18 +35,48 @@ _STOP = {"max_output_tokens": "max_tokens", "content_filter": "refusal"}
 
 
 def _names(call: CodeCall | CallStarted) -> tuple[str, str, str]:
-    """(server tool name, result block type, the input's key) of a call."""
+    """(server tool name, result block type, the input's key: '' when the call's code is its whole input)."""
     if call.tool == "bash":
         return "bash_code_execution", "bash_code_execution_tool_result", "command"
+    if call.tool == "text_editor":
+        return "text_editor_code_execution", "text_editor_code_execution_tool_result", ""
     return "code_execution", "code_execution_tool_result", "code"
 
 
 def server_tool_use(call: CodeCall) -> dict[str, Any]:
     name, _, key = _names(call)
-    return {"type": "server_tool_use", "id": call.id, "name": name, "input": {key: call.code}}
+    given = {key: call.code} if key else arguments_object(call.code)
+    return {"type": "server_tool_use", "id": call.id, "name": name, "input": given}
+
+
+_EDIT_RESULTS = {
+    "view": ("view_result", ("file_type", "num_lines", "start_line", "total_lines")),
+    "create": ("create_result", ("is_file_update",)),
+    "str_replace": ("str_replace_result", ("old_start", "old_lines", "new_start", "new_lines", "lines")),
+}
+
+
+def _edit_result(call: CodeCall) -> dict[str, Any]:
+    edit = call.edit or {}
+    prefix = "text_editor_code_execution"
+    kind, fields = _EDIT_RESULTS.get(str(edit.get("command")), ("", ()))
+    if edit.get("error_code") or not kind:
+        code = edit.get("error_code") or "invalid_tool_input"
+        content: dict[str, Any] = {
+            "type": f"{prefix}_tool_result_error",
+            "error_code": code,
+            "error_message": call.stderr,
+        }
+    else:
+        content = {"type": f"{prefix}_{kind}", **{name: edit.get(name) for name in fields}}
+        if kind == "view_result":
+            content["content"] = call.stdout
+    return {"type": f"{prefix}_tool_result", "tool_use_id": call.id, "content": content}
 
 
 def tool_result(call: CodeCall) -> dict[str, Any]:
+    if call.tool == "text_editor":
+        return _edit_result(call)
     _, kind, _ = _names(call)
     prefix = kind.removesuffix("_tool_result")
     if call.status is CallStatus.INCOMPLETE:
@@ -114,6 +144,7 @@ class MessageStream:
     def __init__(self, message_id: str, model: str) -> None:
         self._id, self._model = message_id, model
         self._index = -1
+        self._wrapped = True
 
     def _event(self, kind: str, **fields: Any) -> str:
         return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields}, separators=(',', ':'))}\n\n"
@@ -150,12 +181,16 @@ class MessageStream:
             yield self._stop()
         elif isinstance(event, CallStarted):
             name, _, key = _names(event)
+            self._wrapped = bool(key)  # code goes inside {"code": "..."}; the editor's JSON input goes as it is
             yield self._start({"type": "server_tool_use", "id": event.call_id, "name": name, "input": {}})
-            yield self._delta({"type": "input_json_delta", "partial_json": f'{{"{key}": "'})
+            if key:
+                yield self._delta({"type": "input_json_delta", "partial_json": f'{{"{key}": "'})
         elif isinstance(event, CallCodeDelta):
-            yield self._delta({"type": "input_json_delta", "partial_json": json.dumps(event.delta)[1:-1]})
+            piece = json.dumps(event.delta)[1:-1] if self._wrapped else event.delta
+            yield self._delta({"type": "input_json_delta", "partial_json": piece})
         elif isinstance(event, CallCodeDone):
-            yield self._delta({"type": "input_json_delta", "partial_json": '"}'})
+            if self._wrapped:
+                yield self._delta({"type": "input_json_delta", "partial_json": '"}'})
             yield self._stop()
         elif isinstance(event, CallFinished):
             yield self._start(tool_result(event.call))

@@ -198,7 +198,15 @@ class ParsedMessages:
     """container_upload blocks: Files API files for /mnt/data."""
 
 
-_RESULT_TYPES = ("code_execution_tool_result", "bash_code_execution_tool_result")
+_RESULT_TYPES = (
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+)
+_TOOLS: dict[str, Literal["python", "bash", "text_editor"]] = {
+    "bash_code_execution": "bash",
+    "text_editor_code_execution": "text_editor",
+}
 
 
 def parse_messages(messages: list[MessageParam]) -> ParsedMessages:
@@ -284,13 +292,16 @@ def _assistant(blocks: list[Block], where: str, parsed: ParsedMessages) -> None:
 def _replayed(use: Block, result: Block, where: str) -> Item | ItemReference:
     """A code call from history: kernelgate's own is found again by id; another is taken as written."""
     content = result.content if isinstance(result.content, dict) else {}
-    stdout, stderr = str(content.get("stdout", "")), str(content.get("stderr", ""))
-    code = (use.input or {}).get("command" if use.name == "bash_code_execution" else "code")
+    tool = _TOOLS.get(use.name or "", "python")
+    stdout = str(content.get("stdout", content.get("content", "")))
+    stderr = str(content.get("stderr", content.get("error_message", "")))
+    given = use.input or {}
+    code = json.dumps(given) if tool == "text_editor" else given.get("command" if tool == "bash" else "code")
     return_code = content.get("return_code")
     written = CodeCall(
         id=use.id or new_hex_id("ci_", 48),
         code=str(code or ""),
-        tool="bash" if use.name == "bash_code_execution" else "python",
+        tool=tool,
         container_id="",
         status=CallStatus.COMPLETED if "return_code" in content else CallStatus.INCOMPLETE,
         logs=stdout + stderr,
