@@ -2,7 +2,8 @@
 
 - cold start: SandboxManager.create() until the result of `print(1)` is back;
 - warm round trip: `1+1` through Sandbox.execute on a live kernel;
-- raw round trip: `1+1` sent with jupyter_client straight to the same kernel, the floor.
+- raw round trip: `1+1` sent with jupyter_client straight to a twin kernel, the floor; paired with the
+  warm round trip round by round, in alternating order.
 
 - HTTP layer: paired on one warm container in one process: each round runs `1+1` through
   Sandbox.execute and as a one-call POST /v1/responses (kernelgate/exec), in alternating order;
@@ -116,12 +117,18 @@ async def cold_start(manager: SandboxManager, runs: int) -> list[float]:
     return samples
 
 
-async def raw_round_trips(config: SandboxConfig, sandbox: Sandbox, runs: int) -> list[float]:
-    """The baseline: jupyter_client's own execute and wait for idle, on the same ipc sockets.
+async def paired_round_trips(
+    config: SandboxConfig, library: Sandbox, raw: Sandbox, runs: int
+) -> list[tuple[float, float]]:
+    """(library, raw) seconds per round: `1+1` through Sandbox.execute on one kernel, and with
+    jupyter_client's own execute and wait for idle on a twin kernel, in alternating order, so that both
+    halves of a round see the same machine (measured one block after the other, the ratio drifted
+    between 1.05x and 1.4x from run to run).
 
-    The sandbox's own connection is closed first: the kernel's iopub waits for a subscriber that is
-    not reading (XPUB_NODROP, so floods lose nothing), and the library reads only during its executions.
+    The raw kernel's library connection is closed first: its iopub waits for a subscriber that is not
+    reading (XPUB_NODROP, so floods lose nothing), and the library reads only during its executions.
     """
+    sandbox = raw
     sandbox._box.close_kernel()
     run_dir = config.run_dir / sandbox.id
     info = json.loads((config.control_dir / sandbox.id / "kernel.json").read_text())
@@ -142,9 +149,20 @@ async def raw_round_trips(config: SandboxConfig, sandbox: Sandbox, runs: int) ->
                 break
         await client.get_shell_msg()
 
+    async def through_library() -> None:
+        await library.execute("1+1")
+
     try:
-        await _time(one, 20)  # warm-up
-        return await _time(one, runs)
+        for _ in range(20):  # warm-up
+            await one()
+            await through_library()
+        pairs = []
+        for number in range(runs):
+            first, second = (one, through_library) if number % 2 else (through_library, one)
+            took_first = (await _time(first, 1))[0]
+            took_second = (await _time(second, 1))[0]
+            pairs.append((took_second, took_first) if number % 2 else (took_first, took_second))
+        return pairs
     finally:
         client.stop_channels()
 
@@ -156,9 +174,9 @@ async def main(cold_runs: int, warm_runs: int) -> None:
             await cold_start(manager, 1)  # warm the page cache with the image's files
             cold = await cold_start(manager, cold_runs)
             sandbox = await manager.create(SandboxSpec())
-            await _time(lambda: sandbox.execute("1+1"), 20)
-            library = await _time(lambda: sandbox.execute("1+1"), warm_runs)
-            raw = await raw_round_trips(config, sandbox, warm_runs)
+            twin = await manager.create(SandboxSpec())
+            pairs = await paired_round_trips(config, sandbox, twin, warm_runs)
+            library, raw = [p[0] for p in pairs], [p[1] for p in pairs]
 
     cold_median, cold_p95 = _summary(cold)
     lib_median, lib_p95 = _summary(library)
