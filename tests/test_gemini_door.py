@@ -6,6 +6,7 @@ whose Containers API shows where the code ran.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +166,20 @@ def test_any_upstream_model_behind_the_gemini_door(upstream_gemini: tuple[FakeUp
     done = client.models.generate_content(model="m", contents=answered, config=config)
     assert done.text == "done"
     assert fake.seen[-1].results == ["1024\n", "a core"]
+
+
+def test_every_body_the_door_sends_is_a_generate_content_response(openai_base_url: str) -> None:
+    """Whole and streamed, each body validates as google-genai's GenerateContentResponse, whose types refuse
+    fields they do not have."""
+    url = f"{openai_base_url}/gemini/v1beta/models/kernelgate/exec"
+    body = {"contents": [{"role": "user", "parts": [{"text": "print(6 * 7)"}]}], "tools": [{"codeExecution": {}}]}
+    whole = httpx.post(f"{url}:generateContent", json=body, timeout=60)
+    assert whole.status_code == 200, whole.text
+    types.GenerateContentResponse.model_validate(whole.json())
+    with httpx.stream("POST", f"{url}:streamGenerateContent?alt=sse", json=body, timeout=60) as streamed:
+        chunks = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: ")]
+    assert len(chunks) > 2
+    for chunk in chunks:
+        types.GenerateContentResponse.model_validate(chunk)
+    with pytest.raises(ValueError, match="extra"):  # the check bites: an unknown field is refused
+        types.GenerateContentResponse.model_validate({**chunks[0], "surprise": 1})
