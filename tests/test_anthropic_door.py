@@ -206,7 +206,7 @@ def upstream_claude(
 def test_any_upstream_model_behind_the_anthropic_door(
     upstream_claude: tuple[FakeUpstream, anthropic.Anthropic],
 ) -> None:
-    """The model gets python and bash (the 20250825 tool runs commands) beside the client's custom tool,
+    """The model gets python, bash and the text editor (the 20250825 tool) beside the client's custom tool,
     whose call ends the message as tool_use for the client to answer."""
     fake, client = upstream_claude
     lookup: Any = {"name": "lookup", "description": "Look a word up.", "input_schema": {"type": "object"}}
@@ -217,7 +217,7 @@ def test_any_upstream_model_behind_the_anthropic_door(
     message = client.messages.create(
         model="m", max_tokens=1024, tools=[*SHELL, lookup], messages=[{"role": "user", "content": "go"}]
     )
-    assert fake.seen[0].tools == ["python", "bash", "lookup"]
+    assert fake.seen[0].tools == ["python", "bash", "text_editor", "lookup"]
     assert _bash_result(message.content[1]).stdout == "from-bash\n"
     call = message.content[-1]
     assert isinstance(call, ToolUseBlock)
