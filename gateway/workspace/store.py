@@ -7,10 +7,11 @@ files a sandbox's code made (`update_container_files`) is one transaction, calle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -82,6 +83,18 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The statements in the block apply together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -191,19 +204,13 @@ class Store:
         self, removed: Sequence[str], resized: Sequence[tuple[str, int]], added: Sequence[ContainerFileRecord]
     ) -> None:
         """Delete, resize (id, bytes) and add container files in one transaction."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany("DELETE FROM container_files WHERE id = ?", [(i,) for i in removed])
-                self._db.executemany("UPDATE container_files SET bytes = ? WHERE id = ?", [(b, i) for i, b in resized])
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO container_files VALUES (?, ?, ?, ?, ?, ?)",
-                    [(r.id, r.container_id, r.path, r.source, r.bytes, r.created_at) for r in added],
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.executemany("DELETE FROM container_files WHERE id = ?", [(i,) for i in removed])
+            db.executemany("UPDATE container_files SET bytes = ? WHERE id = ?", [(b, i) for i, b in resized])
+            db.executemany(
+                "INSERT OR REPLACE INTO container_files VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.id, r.container_id, r.path, r.source, r.bytes, r.created_at) for r in added],
+            )
 
     def note_upload(self, container_id: str, file_id: str, container_file_id: str) -> None:
         """The Files API file `file_id` was copied into the container as `container_file_id`."""
@@ -257,20 +264,12 @@ class Store:
 
     def add_response(self, record: ResponseRecord, item_ids: Sequence[str] = ()) -> None:
         """Keep a response, and which of its items (by id) an `item_reference` can name."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?, ?)",
-                    [record.id, record.created_at, record.data, int(record.in_progress)],
-                )
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO response_items VALUES (?, ?)", [(item, record.id) for item in item_ids]
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?, ?)",
+                [record.id, record.created_at, record.data, int(record.in_progress)],
+            )
+            db.executemany("INSERT OR REPLACE INTO response_items VALUES (?, ?)", [(i, record.id) for i in item_ids])
 
     def response_of_item(self, item_id: str) -> str | None:
         rows = self._run("SELECT response_id FROM response_items WHERE item_id = ?", [item_id])
@@ -284,9 +283,9 @@ class Store:
         return [ResponseRecord(**dict(row)) for row in self._run("SELECT * FROM stored_responses WHERE in_progress")]
 
     def delete_response(self, response_id: str) -> bool:
-        with self._lock:
-            self._db.execute("DELETE FROM response_items WHERE response_id = ?", [response_id])
-            return self._db.execute("DELETE FROM stored_responses WHERE id = ?", [response_id]).rowcount > 0
+        with self._transaction() as db:
+            db.execute("DELETE FROM response_items WHERE response_id = ?", [response_id])
+            return db.execute("DELETE FROM stored_responses WHERE id = ?", [response_id]).rowcount > 0
 
     # -- conversations ----------------------------------------------------------------------------
 
@@ -311,17 +310,11 @@ class Store:
         self._run("DELETE FROM conversations WHERE id = ?", [conversation_id])
 
     def add_conversation_items(self, records: Sequence[ConversationItemRecord]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO conversation_items VALUES (?, ?, ?, ?)",
-                    [(r.id, r.conversation_id, r.created_at, r.data) for r in records],
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO conversation_items VALUES (?, ?, ?, ?)",
+                [(r.id, r.conversation_id, r.created_at, r.data) for r in records],
+            )
 
     def conversation_items(self, conversation_id: str) -> list[ConversationItemRecord]:
         """Every item of the conversation, oldest first."""
@@ -357,18 +350,15 @@ class Store:
     def upgrade_responses(self, convert: Callable[[LegacyResponseRecord], ResponseRecord]) -> int:
         """Move the responses an older kernelgate stored (table `responses`) into today's table, in one
         transaction; how many moved."""
-        with self._lock:
-            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'responses'").fetchall():
+        with self._transaction() as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'responses'").fetchall():
                 return 0
-            rows = self._db.execute("SELECT * FROM responses").fetchall()
-            records = [convert(LegacyResponseRecord(**dict(row))) for row in rows]
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO stored_responses VALUES (?, ?, ?, 0)",
-                    [(record.id, record.created_at, record.data) for record in records],
-                )
-                self._db.execute("DROP TABLE responses")
+            records = [convert(LegacyResponseRecord(**dict(row))) for row in db.execute("SELECT * FROM responses")]
+            db.executemany(
+                "INSERT OR IGNORE INTO stored_responses VALUES (?, ?, ?, 0)",
+                [(record.id, record.created_at, record.data) for record in records],
+            )
+            db.execute("DROP TABLE responses")
             return len(records)
 
 
