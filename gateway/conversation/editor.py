@@ -28,6 +28,7 @@ class Edit:
 
     command: str
     path: str
+    """As the model wrote it."""
     text: str
     """What the model reads: the file's text (view), or a line saying what changed."""
     error_code: str | None = None
@@ -36,6 +37,11 @@ class Edit:
     """view: file_type, num_lines, start_line, total_lines; create: is_file_update;
     str_replace: old_start, old_lines, new_start, new_lines, lines."""
     changed: bool = False
+
+    @property
+    def file(self) -> str:
+        """The path as /mnt/data/<name>, as the container's file records name it."""
+        return _MOUNT + _name(self.path)
 
 
 def _name(path: str) -> str:

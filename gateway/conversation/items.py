@@ -7,6 +7,7 @@ see only these types.
 
 from __future__ import annotations
 
+import base64
 import enum
 from typing import Annotated, Any, Literal
 
@@ -23,11 +24,27 @@ __all__ = [
     "SystemMessage",
     "UserMessage",
     "WrittenFile",
+    "data_url",
+    "split_data_url",
 ]
 
 
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+
+def data_url(media_type: str, data: bytes | str) -> str:
+    """An image (or file) inline, as `UserMessage.images` and the APIs carry it: bytes, or base64 already."""
+    encoded = base64.b64encode(data).decode() if isinstance(data, bytes) else data
+    return f"data:{media_type};base64,{encoded}"
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a data URL; None for any other URL."""
+    if not url.startswith("data:") or ";base64," not in url:
+        return None
+    media_type, data = url.removeprefix("data:").split(";base64,", 1)
+    return media_type, data
 
 
 class UserMessage(_Value):

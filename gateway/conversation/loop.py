@@ -317,9 +317,7 @@ class ToolLoop:
         edit = await run_edit(self._containers.sandbox(container_id), arguments)
         written: tuple[WrittenFile, ...] = ()
         if edit.changed:
-            records = await self._containers.sync_files(
-                container_id, [f"/mnt/data/{edit.path.removeprefix('/mnt/data/')}"]
-            )
+            records = await self._containers.sync_files(container_id, [edit.file])
             written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
         failed = edit.error_code is not None
         return CodeCall(

@@ -289,7 +289,8 @@ class SessionService:
             history, reuse = self._conversations.history(request.conversation), None
         else:
             history, reuse = self._history(request.previous)
-        new_items = [self._resolve(item) if isinstance(item, ItemReference) else item for item in request.items]
+        read: dict[str, StoredResponse | None] = {}  # a replay names many items of the same response
+        new_items = [self._resolve(item, read) if isinstance(item, ItemReference) else item for item in request.items]
         items = [*history, *new_items]
         check(items)
         container_id = await self._container(request, items, reuse)
@@ -315,10 +316,12 @@ class SessionService:
         events = self._loop.run(model, run)
         return Session(request, new_items, container_id, history, events, self._store, self._conversations)
 
-    def _resolve(self, reference: ItemReference) -> Item:
-        """The item a reference names, from the stored response that produced it."""
+    def _resolve(self, reference: ItemReference, read: dict[str, StoredResponse | None]) -> Item:
+        """The item a reference names, from the stored response that produced it (each response read once)."""
         response_id = self._store.response_of_item(reference.id)
-        stored = self.stored(response_id) if response_id else None
+        if response_id is not None and response_id not in read:
+            read[response_id] = self.stored(response_id)
+        stored = read.get(response_id) if response_id else None
         for item in stored.output if stored else ():
             if getattr(item, "id", None) == reference.id:
                 return item

@@ -28,6 +28,7 @@ from ..conversation.items import (
     Item,
     SystemMessage,
     UserMessage,
+    split_data_url,
 )
 from ..conversation.model import (
     CodeDelta,
@@ -137,9 +138,9 @@ def _user(message: UserMessage, images: bool) -> list[dict[str, Any]]:
 
 def _image(url: str) -> dict[str, Any]:
     """An image block: a data URL's bytes inline, any other URL by reference."""
-    if url.startswith("data:") and ";base64," in url:
-        media_type, data = url.removeprefix("data:").split(";base64,", 1)
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    inline = split_data_url(url)
+    if inline is not None:
+        return {"type": "image", "source": {"type": "base64", "media_type": inline[0], "data": inline[1]}}
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 

@@ -28,6 +28,7 @@ from ..conversation.items import (
     Item,
     SystemMessage,
     UserMessage,
+    split_data_url,
 )
 from ..conversation.model import (
     FunctionTool,
@@ -155,9 +156,9 @@ def _user_parts(message: UserMessage, images: bool) -> list[types.Part]:
 
 def _image(url: str) -> types.Part:
     """A data URL's bytes inline; any other URL by reference."""
-    if url.startswith("data:") and ";base64," in url:
-        mime_type, data = url.removeprefix("data:").split(";base64,", 1)
-        return types.Part(inline_data=types.Blob(mime_type=mime_type, data=base64.b64decode(data)))
+    inline = split_data_url(url)
+    if inline is not None:
+        return types.Part(inline_data=types.Blob(mime_type=inline[0], data=base64.b64decode(inline[1])))
     return types.Part(file_data=types.FileData(file_uri=url))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -11,7 +10,7 @@ from typing import ClassVar
 import httpx2
 import openai
 
-from ...conversation.items import CodeCall
+from ...conversation.items import CodeCall, data_url
 from ...conversation.model import Model, ModelError, ModelEvent, Turn
 from ..providers import Provider
 
@@ -78,4 +77,4 @@ def given(value: float | None) -> float | openai.Omit:
 
 
 def image_urls(call: CodeCall) -> list[str]:
-    return ["data:image/png;base64," + base64.b64encode(png).decode() for png in call.images]
+    return [data_url("image/png", png) for png in call.images]

@@ -23,6 +23,7 @@ from ...conversation.items import (
     FunctionOutput,
     Item,
     UserMessage,
+    data_url,
 )
 from ...conversation.model import FunctionTool, OutputFormat, Sampling, ToolChoice
 from ...conversation.session import ItemReference
@@ -247,7 +248,7 @@ def _user(blocks: list[Block], where: str, parsed: ParsedMessages) -> None:
 def _image_url(block: Block, where: str) -> str:
     source = block.source or {}
     if source.get("type") == "base64":
-        return f"data:{source.get('media_type')};base64,{source.get('data')}"
+        return data_url(str(source.get("media_type")), str(source.get("data")))
     if source.get("type") == "url" and isinstance(source.get("url"), str):
         return str(source["url"])
     msg = f"{where}.source: an image needs a base64 or url source."

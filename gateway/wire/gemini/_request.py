@@ -28,6 +28,7 @@ from ...conversation.items import (
     FunctionOutput,
     Item,
     UserMessage,
+    data_url,
 )
 from ...conversation.model import FunctionTool, OutputFormat, Sampling, ToolChoice
 from ...conversation.session import InlineFile, ItemReference
@@ -260,7 +261,7 @@ def _inline(blob: Blob, where: str, parsed: ParsedContents, images: list[str]) -
         msg = "inlineData.data must be base64."
         raise InvalidRequest(msg, f"{where}.data") from exc
     if blob.mime_type.startswith("image/"):
-        images.append(f"data:{blob.mime_type};base64,{blob.data}")
+        images.append(data_url(blob.mime_type, blob.data))
     # Every file goes to /mnt/data too, as the hosted tool's code sees its inputs.
     extension = mimetypes.guess_extension(blob.mime_type) or ""
     name = blob.display_name or f"input-{hashlib.sha256(data).hexdigest()[:12]}{extension}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import mimetypes
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ from sandbox import SandboxError
 
 from ..._errors import GatewayError, InvalidRequest, NotFound
 from ..._ids import new_hex_id
-from ...conversation.items import Item, UserMessage
+from ...conversation.items import Item, UserMessage, data_url
 from ...conversation.loop import CallFinished, FunctionCallMade, LoopEvent, MessageFinished
 from ...conversation.model import ModelError, Sampling
 from ...conversation.record import Failure, Outcome, StoredResponse
@@ -89,6 +88,14 @@ async def create_response(body: CreateResponseRequest, request: Request, session
     return JSONResponse(render_response(finish()))
 
 
+def _stored(sessions: SessionService, response_id: str) -> StoredResponse:
+    """A response this door stored; 404 in OpenAI's words for any other id."""
+    stored = sessions.stored(response_id)
+    if stored is None or stored.wire != WIRE:
+        raise _unknown(response_id)
+    return stored
+
+
 def _unknown(response_id: str) -> NotFound:
     return NotFound(
         response_id, kind="Response", param="response_id", message=f"Response with id '{response_id}' not found."
@@ -103,8 +110,7 @@ def _with_image_files(parsed: ParsedInput, files: FileService) -> list[Item | It
     for where, file_id in parsed.image_file_ids:
         record = files.get(file_id, f"{where}.file_id")
         media_type = mimetypes.guess_type(record.filename)[0] or "image/png"
-        data = base64.b64encode(files.path(record).read_bytes()).decode()
-        urls[f"file:{file_id}"] = f"data:{media_type};base64,{data}"
+        urls[f"file:{file_id}"] = data_url(media_type, files.path(record).read_bytes())
     return [
         item.model_copy(update={"images": tuple(urls.get(url, url) for url in item.images)})
         if isinstance(item, UserMessage)
@@ -128,9 +134,7 @@ def _container(tool: CodeInterpreterTool) -> str | AutoContainer:
 
 @router.get("/{response_id}", summary="Retrieve a stored response")
 async def retrieve_response(response_id: str, sessions: Sessions) -> JSONResponse:
-    stored = sessions.stored(response_id)
-    if stored is None or stored.wire != WIRE:
-        raise _unknown(response_id)
+    stored = _stored(sessions, response_id)
     return JSONResponse(render_response(stored))
 
 
@@ -144,9 +148,7 @@ async def list_input_items(
     include: Annotated[list[str] | None, Query()] = None,
 ) -> JSONResponse:
     """The items the request itself sent (a follow-up's earlier turns are its previous response's)."""
-    stored = sessions.stored(response_id)
-    if stored is None or stored.wire != WIRE:
-        raise _unknown(response_id)
+    stored = _stored(sessions, response_id)
     with_outputs = "code_interpreter_call.outputs" in (include or ())
     items = [render_item(item, with_outputs) for item in stored.input]
     if order == "desc":
@@ -171,16 +173,12 @@ async def list_input_items(
 @router.post("/{response_id}/cancel", summary="Cancel a background response")
 async def cancel_response(response_id: str, sessions: Sessions) -> JSONResponse:
     """Stops a background response that still runs (interrupting its code); one that ended is returned as it is."""
-    stored = sessions.stored(response_id)
-    if stored is None or stored.wire != WIRE:
-        raise _unknown(response_id)
+    stored = _stored(sessions, response_id)
     if not stored.background:
         msg = "Only responses created with background=true can be cancelled."
         raise InvalidRequest(msg, "response_id")
     await sessions.cancel(response_id)
-    stored = sessions.stored(response_id)
-    assert stored is not None
-    return JSONResponse(render_response(stored))
+    return JSONResponse(render_response(_stored(sessions, response_id)))
 
 
 @router.delete("/{response_id}", summary="Delete a stored response")

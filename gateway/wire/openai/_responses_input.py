@@ -26,6 +26,7 @@ from ...conversation.items import (
     Item,
     SystemMessage,
     UserMessage,
+    split_data_url,
 )
 from ...conversation.model import FunctionTool, OutputFormat, ToolChoice
 from ...conversation.session import InlineFile, ItemReference
@@ -507,7 +508,8 @@ def _file(part: FilePart, where: str, parsed: ParsedInput) -> None:
     if part.file_id:
         parsed.file_ids.append(part.file_id)
     elif part.file_data:
-        data = part.file_data.split(";base64,", 1)[-1] if part.file_data.startswith("data:") else part.file_data
+        inline = split_data_url(part.file_data)
+        data = inline[1] if inline else part.file_data
         try:
             decoded = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError) as exc:

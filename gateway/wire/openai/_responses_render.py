@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ...conversation.items import AssistantMessage, CodeCall, FunctionCall, FunctionOutput, Item, SystemMessage
+from ...conversation.items import (
+    AssistantMessage,
+    CodeCall,
+    FunctionCall,
+    FunctionOutput,
+    Item,
+    SystemMessage,
+    data_url,
+)
 from ...conversation.loop import (
     CallCodeDelta,
     CallCodeDone,
@@ -60,9 +67,7 @@ def _call(call: CodeCall, with_outputs: bool) -> dict[str, Any]:
     outputs: list[dict[str, Any]] | None = None
     if with_outputs:
         outputs = [{"type": "logs", "logs": call.logs}] if call.logs else []
-        outputs += [
-            {"type": "image", "url": "data:image/png;base64," + base64.b64encode(png).decode()} for png in call.images
-        ]
+        outputs += [{"type": "image", "url": data_url("image/png", png)} for png in call.images]
     return {
         "id": call.id,
         "type": "code_interpreter_call",
