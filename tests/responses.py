@@ -6,8 +6,11 @@ kind the test expects, so a test reads it with the SDK's own types and fails cle
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+import openai
 from openai.types.responses import (
     Response,
     ResponseCodeInterpreterToolCall,
@@ -22,6 +25,7 @@ from openai.types.responses import (
 __all__ = [
     "AUTO",
     "OUTPUTS",
+    "RUNS_UNTIL_STOPPED",
     "calls",
     "function_call",
     "function_output",
@@ -30,12 +34,26 @@ __all__ = [
     "logs",
     "message_text",
     "tools_for",
+    "wait_until_started",
 ]
 
 T = TypeVar("T")
 
 AUTO: list[ToolParam] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
 OUTPUTS: list[ResponseIncludable] = ["code_interpreter_call.outputs"]
+RUNS_UNTIL_STOPPED = "open('started', 'w').close()\nimport time\nwhile True:\n    time.sleep(0.1)"
+"""Code that says it has begun (a `started` file in /mnt/data), then runs until something stops it."""
+
+
+def wait_until_started(
+    client: openai.OpenAI, container_id: str, meanwhile: Callable[[], object] = lambda: None, timeout: float = 30
+) -> None:
+    """Wait for RUNS_UNTIL_STOPPED to have begun in the container, calling `meanwhile` on each look."""
+    deadline = time.monotonic() + timeout
+    while not any(f.path.endswith("/started") for f in client.containers.files.list(container_id)):
+        meanwhile()
+        assert time.monotonic() < deadline, f"the code never started after {timeout} s"
+        time.sleep(0.02)
 
 
 def tools_for(container: str | dict[str, Any]) -> list[ToolParam]:

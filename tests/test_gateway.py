@@ -17,7 +17,7 @@ from gateway.upstreams.providers import Provider
 from gateway.upstreams.registry import REGISTRY, upstream_class
 
 from .conftest import IMAGE, sdk_for
-from .responses import AUTO, OUTPUTS, calls, logs
+from .responses import AUTO, OUTPUTS, RUNS_UNTIL_STOPPED, calls, logs, wait_until_started
 
 
 def _health(settings: Settings) -> httpx.Response:
@@ -182,11 +182,11 @@ def test_a_background_response_cut_off_by_a_stop_is_kept_as_failed(data_dir: Pat
     with serve(settings) as base_url:
         client = sdk_for(base_url)
         container = client.containers.create(name="bg")
-        code = "open('started', 'w').close()\nimport time\nwhile True:\n    time.sleep(0.1)"
         tools: Any = [{"type": "code_interpreter", "container": container.id}]
-        started = client.responses.create(model="kernelgate/exec", input=code, tools=tools, background=True)
-        while not any(f.path.endswith("/started") for f in client.containers.files.list(container.id)):
-            pass
+        started = client.responses.create(
+            model="kernelgate/exec", input=RUNS_UNTIL_STOPPED, tools=tools, background=True
+        )
+        wait_until_started(client, container.id)
     with serve(settings) as base_url:
         stored = sdk_for(base_url).responses.retrieve(started.id)
     assert stored.status == "failed"

@@ -13,7 +13,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from .responses import AUTO, OUTPUTS, calls, logs, tools_for
+from .responses import AUTO, OUTPUTS, RUNS_UNTIL_STOPPED, calls, logs, tools_for, wait_until_started
 
 
 def _message(error: openai.APIStatusError) -> str:
@@ -204,10 +204,14 @@ def test_a_background_response_is_polled_and_cancelled(client: openai.OpenAI) ->
     assert (done.status, done.background, [logs(call) for call in calls(done)]) == ("completed", True, ["10\n"])
 
     container = client.containers.create(name="background")
-    code = "open('started', 'w').close()\nimport time\nwhile True:\n    time.sleep(0.1)"
-    slow = client.responses.create(model="kernelgate/exec", input=code, tools=tools_for(container.id), background=True)
-    while not any(f.path.endswith("/started") for f in client.containers.files.list(container.id)):
+    slow = client.responses.create(
+        model="kernelgate/exec", input=RUNS_UNTIL_STOPPED, tools=tools_for(container.id), background=True
+    )
+
+    def still_running() -> None:
         assert client.responses.retrieve(slow.id).status == "in_progress"
+
+    wait_until_started(client, container.id, still_running)
     cancelled = client.responses.cancel(slow.id)
     assert cancelled.status == "cancelled"
     assert client.responses.retrieve(slow.id).status == "cancelled"
