@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS container_uploads (
 CREATE INDEX IF NOT EXISTS files_order ON files (created_at);
 CREATE INDEX IF NOT EXISTS containers_order ON containers (created_at);
 CREATE INDEX IF NOT EXISTS container_files_order ON container_files (container_id, created_at);
+CREATE INDEX IF NOT EXISTS stored_responses_running ON stored_responses (id) WHERE in_progress;
+CREATE INDEX IF NOT EXISTS response_items_by_response ON response_items (response_id);
+CREATE INDEX IF NOT EXISTS conversation_items_order ON conversation_items (conversation_id, created_at);
 """
 
 
