@@ -267,7 +267,7 @@ async def test_the_code_sees_only_its_own_processes_and_mounts(sandbox: Sandbox,
         "import os\n"
         "cmds = [open(f'/proc/{p}/cmdline', 'rb').read() for p in os.listdir('/proc') if p.isdigit()]\n"
         "mountinfo = open('/proc/self/mountinfo').read()\n"
-        "sum(b'ipykernel' in c for c in cmds), len(cmds) < 20, mountinfo"
+        "sum(b'kernelgate_launcher' in c for c in cmds), len(cmds) < 20, mountinfo"
     )
     kernels, few, mountinfo = eval(await _value(sandbox, code))
     assert (kernels, few) == (1, True)
