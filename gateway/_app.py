@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if wire.upgrade_store:
                 wire.upgrade_store(store)
         files = FileService(store, settings.data_dir / "files")
-        manager = SandboxManager(settings.sandbox_config())
+        manager = SandboxManager(settings.sandbox_config(pool=True))
         containers = ContainerService(manager, store, files, settings.expiry_minute_seconds)
         loop = ToolLoop(containers, settings.execution_timeout, settings.max_iterations)
         models = ModelRouter(
@@ -146,6 +146,7 @@ async def health(request: Request) -> JSONResponse:
         "docker": {"reachable": status.docker_version is not None, "version": status.docker_version},
         "image": {"name": status.image, "present": status.image_id is not None, "id": status.image_id},
         "sandboxes": len(gateway.manager.sandboxes()),
+        "pool": gateway.manager.pool_sizes(),
         "disk_limit": status.disk_limit,
         "runtime": status.runtime,
     }

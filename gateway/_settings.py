@@ -55,6 +55,9 @@ _VARIABLES = {
     "KERNELGATE_CASSETTE": "cassette",
     "KERNELGATE_CASSETTE_MODE": "cassette_mode",
     "KERNELGATE_PROVIDERS": "providers_file",
+    "KERNELGATE_POOL": "pool",
+    "KERNELGATE_WARM_IMPORTS": "warm_imports",
+    "KERNELGATE_POOL_MEMORY_RESERVE": "pool_memory_reserve",
 }
 
 
@@ -83,6 +86,13 @@ class Settings(BaseModel):
     """Live sandboxes at most; one more is a 429."""
     memory_overcommit: float = Field(default=1.5, gt=0)
     """Live sandboxes' memory limits may add up to this multiple of the host's memory; past it, a 429."""
+    pool: dict[str, int] = Field(default_factory=lambda: {"1g": 2})
+    """Fresh sandboxes kept ready per memory limit (`1g=4,4g=1`; `0` for none): a container made with
+    one of these limits starts at once, its kernel already running and its warm imports done."""
+    warm_imports: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot")
+    """Modules a pooled kernel has imported before it is handed out (`numpy,pandas`; `none`)."""
+    pool_memory_reserve: int = Field(default=2 * 1024**3, ge=0)
+    """Host memory the pool leaves free (`2g`): below it the pool shrinks and stops refilling."""
     expiry_minute_seconds: float = Field(default=60.0, gt=0)
     """How long one minute of a container's `expires_after` lasts: lower it to test expiry quickly."""
     disk_limit: int | None = Field(default=8 * 1024**3, gt=0)
@@ -112,6 +122,35 @@ class Settings(BaseModel):
     """Named providers, routed by a `Provider/model` prefix (case-insensitive) that is stripped."""
     builtin: dict[str, Provider] = Field(default_factory=lambda: builtin_providers({}))
     """`OpenAI/`, `Anthropic/` and `Gemini/`, with the keys and base URLs of the providers' own variables."""
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _pool_sizes(cls, value: object) -> object:
+        """`1g=4,4g=1` from the environment; `0`, `off` or `none` for no pool."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() in ("0", "off", "none"):
+            return {}
+        sizes: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            limit, equals, size = part.partition("=")
+            if not equals:
+                msg = f"{part!r} is not memory_limit=count, as in 1g=4,4g=1"
+                raise ValueError(msg)
+            sizes[limit.strip()] = size.strip()
+        return sizes
+
+    @field_validator("warm_imports", mode="before")
+    @classmethod
+    def _module_names(cls, value: object) -> object:
+        if not isinstance(value, str) or value.strip().lower() in ("none", "off"):
+            return () if isinstance(value, str) else value
+        return tuple(name.strip() for name in value.split(",") if name.strip())
+
+    @field_validator("pool_memory_reserve", mode="before")
+    @classmethod
+    def _reserve_size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("disk_limit", mode="before")
     @classmethod
@@ -160,7 +199,8 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise SettingsError(_explain(exc)) from exc
 
-    def sandbox_config(self, data_dir: Path | None = None) -> SandboxConfig:
+    def sandbox_config(self, data_dir: Path | None = None, *, pool: bool = False) -> SandboxConfig:
+        """The sandbox manager's configuration; with the warm pool only for `pool` (the serving gateway)."""
         try:
             return SandboxConfig(
                 data_dir=data_dir or self.data_dir,
@@ -178,6 +218,9 @@ class Settings(BaseModel):
                 max_display_bytes=self.max_display_bytes,
                 # Check for expired sandboxes often enough for the shortest expiry to be on time.
                 reap_interval=min(5.0, self.expiry_minute_seconds / 12),
+                pool=self.pool if pool else {},
+                warm_imports=self.warm_imports,
+                pool_memory_reserve=self.pool_memory_reserve,
             )
         except ValidationError as exc:
             raise SettingsError(_explain(exc)) from exc

@@ -24,7 +24,7 @@ from ._errors import (
     SandboxNotFound,
     SandboxStartError,
 )
-from ._manager import EngineStatus, Recovery, SandboxManager
+from ._manager import EngineStatus, Recovery, SandboxManager, labels_of
 from ._models import (
     DisplayOutput,
     ErrorOutput,
@@ -74,6 +74,7 @@ __all__ = [
     "SandboxSpec",
     "SandboxStartError",
     "StreamOutput",
+    "labels_of",
     "parse_memory_limit",
     "parse_size",
 ]

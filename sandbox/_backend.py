@@ -2,6 +2,7 @@
 
     Backend                         one per manager: the engine, and every sandbox's container in it
     ├── version() host() image_id()     is the engine there, how much memory it has, is the image there
+    ├── available_memory()              how much of it is available now (for the warm pool)
     ├── watch(label, on_event)          `die` and `oom` events of the containers with a label
     ├── list_managed(label)             the containers an earlier manager left, to adopt or remove
     ├── remove(container_id)            a container no sandbox owns any more
@@ -9,6 +10,7 @@
     Box                             one per sandbox: a container with a kernel in it
     ├── start(spec, owner) adopt(info)  run it and connect to its kernel; or reconnect to a live one
     ├── interrupt() restart(...)        SIGINT for the code; a fresh kernel with /mnt/data kept
+    ├── set_cpu_weight(weight)          a pooled container's low CPU share raised once it is claimed
     ├── stopped() death(info)           whether it really stopped, and how its kernel died (OOM or not)
     ├── kernel                          the connected KernelClient
     └── remove()
@@ -69,6 +71,8 @@ class ContainerSpec:
     """The sandbox's files, which its code sees read-write at /mnt/data (and works in)."""
     runtime: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    cpu_weight: int | None = None
+    """Its share of the CPU under contention, relative to a live sandbox's 1024; None is a live sandbox's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,8 @@ class Box(Protocol):
 
     def oom_kills(self) -> int | None: ...
 
+    async def set_cpu_weight(self, weight: int | None) -> None: ...
+
     def close_kernel(self) -> None: ...
 
     async def remove(self) -> None: ...
@@ -150,6 +156,10 @@ class Backend(Protocol):
     async def version(self) -> str: ...
 
     async def host(self) -> HostInfo: ...
+
+    def available_memory(self) -> int | None:
+        """Bytes of memory the engine's host has available now (a cheap read); None when not known here."""
+        ...
 
     async def image_id(self, image: str) -> str | None: ...
 

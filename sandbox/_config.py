@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._models import SandboxSpec
+
 __all__ = ["SandboxConfig"]
 
 DEFAULT_IMAGE = "kernelgate/kernel:latest"
@@ -67,6 +69,16 @@ class SandboxConfig(BaseModel):
     or crashed) stops its own kernel, so a container left behind holds no memory or CPU."""
     self_stop_check: float = Field(default=15.0, gt=0)
     """Seconds between a sandbox's own checks of that deadline."""
+    pool: dict[str, int] = Field(default_factory=dict)
+    """The warm pool: how many fresh sandboxes to keep ready per memory limit, such as
+    `{"1g": 4, "4g": 1}`. A create() asking for a pooled limit (with no network and no cpus of its own)
+    gets one of them at once, and the pool makes another in the background. Empty: no pool."""
+    warm_imports: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot")
+    """Modules a pooled kernel imports before it is handed out, so that the code's first `import pandas`
+    costs nothing. They are loaded, not bound: the code's namespace is as empty as a cold kernel's."""
+    pool_memory_reserve: int = Field(default=2 * 1024**3, ge=0)
+    """Bytes of host memory the pool leaves free: it makes no sandbox while the host has less available,
+    and gives one back at each reaper pass until it has more (live sandboxes are never touched)."""
 
     @field_validator("data_dir")
     @classmethod
@@ -82,6 +94,19 @@ class SandboxConfig(BaseModel):
                 f"(at most {_MAX_SOCKET_PATH - 36} characters): set KERNELGATE_DATA_DIR to a shorter path."
             )
             raise ValueError(msg)
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_tiers(cls, value: dict[str, int]) -> dict[str, int]:
+        tiers: dict[str, int] = {}
+        for limit, size in value.items():
+            if size < 0:
+                msg = f"the pool's size for {limit!r} is negative"
+                raise ValueError(msg)
+            tier = SandboxSpec(memory_limit=limit).memory_limit  # the same check and spelling as a create's
+            if size:
+                tiers[tier] = tiers.get(tier, 0) + size
+        return tiers
 
     @property
     def run_dir(self) -> Path:

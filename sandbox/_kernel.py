@@ -174,8 +174,9 @@ class KernelClient:
         self._client.stop_channels()
         self._context.destroy(linger=0)
 
-    def execute(self, code: str) -> None:
-        self._msg_id = self._client.execute(code, allow_stdin=False, stop_on_error=False)
+    def execute(self, code: str, *, silent: bool = False) -> None:
+        """Send code to run; `silent` runs it unseen: no execution count, no history, no result shown."""
+        self._msg_id = self._client.execute(code, silent=silent, allow_stdin=False, stop_on_error=False)
         self._replied, self._count = False, None
         self._reading_since = time.monotonic()
 

@@ -9,6 +9,7 @@ from ._models import SandboxSpec
 __all__ = [
     "DATA_DIR",
     "MANAGED_LABEL",
+    "POOLED",
     "SANDBOX_ID",
     "labels_for",
     "spec_from_labels",
@@ -23,9 +24,16 @@ _IDLE = "kernelgate.idle_timeout"
 _NETWORK = "kernelgate.network"
 _CPUS = "kernelgate.cpus"
 _USER_PREFIX = "kernelgate.label."
+POOLED = "kernelgate.pool"
+"""On a container made for the warm pool: `true`. Docker's labels are fixed when a container is made,
+so once the pool hands the sandbox out its labels are those of its claim (`Sandbox.labels`), which
+say `claimed` here and carry the spec it was claimed with."""
 
 
-def labels_for(data_dir: Path, sandbox_id: str, spec: SandboxSpec, created_at: float) -> dict[str, str]:
+def labels_for(
+    data_dir: Path, sandbox_id: str, spec: SandboxSpec, created_at: float, pooled: str | None = None
+) -> dict[str, str]:
+    """`pooled`: `true` for a container the warm pool makes, `claimed` once it is handed out."""
     labels = {
         DATA_DIR: str(data_dir),
         SANDBOX_ID: sandbox_id,
@@ -36,6 +44,8 @@ def labels_for(data_dir: Path, sandbox_id: str, spec: SandboxSpec, created_at: f
     }
     if spec.cpus is not None:
         labels[_CPUS] = repr(spec.cpus)
+    if pooled is not None:
+        labels[POOLED] = pooled
     labels.update({_USER_PREFIX + key: value for key, value in spec.labels.items()})
     return labels
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import enum
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -35,15 +36,18 @@ from ._errors import (
     SandboxExpired,
     SandboxNotFound,
 )
-from ._labels import DATA_DIR, MANAGED_LABEL, SANDBOX_ID, spec_from_labels
+from ._files import read_small_file
+from ._labels import DATA_DIR, MANAGED_LABEL, POOLED, SANDBOX_ID, spec_from_labels
 from ._models import SandboxSpec
-from ._sandbox import Sandbox, remove_home
+from ._pool import Pool
+from ._sandbox import CLAIM_FILE, CLAIMED, Sandbox, remove_home
 from .backends.docker import DockerBackend
 
-__all__ = ["EngineStatus", "Recovery", "SandboxManager"]
+__all__ = ["EngineStatus", "Recovery", "SandboxManager", "labels_of"]
 
 log = logging.getLogger("kernelgate.sandbox")
 _REMEMBERED_ENDINGS = 10_000
+_CLAIM_MAX = 64 * 1024
 
 
 class EngineStatus(BaseModel):
@@ -70,6 +74,9 @@ class Recovery(BaseModel):
     adopted: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     """Sandbox ids (a container whose labels are not a sandbox's: its container id)."""
+    pool_adopted: tuple[str, ...] = ()
+    pool_removed: tuple[str, ...] = ()
+    """The warm pool's sandboxes, never handed out: kept for this manager's pool, or removed."""
 
 
 class _State(enum.Enum):
@@ -86,6 +93,9 @@ class SandboxManager:
         self.config = config
         self._runtime: Backend = backend if backend is not None else DockerBackend(config.docker_host)
         self._sandboxes: dict[str, Sandbox] = {}
+        self._unclaimed: dict[str, Sandbox] = {}
+        """The warm pool's sandboxes, ready or being made: not listed, not counted against any cap."""
+        self._pool = Pool(config, self._make_pooled, self._discard_pooled, self._runtime.available_memory, self._busy)
         self._ended: OrderedDict[str, bool] = OrderedDict()  # sandbox id -> expired?
         self._state = _State.UNOPENED
         self._watch: Watch | None = None
@@ -137,6 +147,7 @@ class SandboxManager:
             raise
         self._state = _State.RUNNING
         self._reaper = asyncio.create_task(self._reap_forever(), name="kernelgate-reaper")
+        self._pool.start()
 
     async def close(self, *, remove_sandboxes: bool = True) -> None:
         """Stop the reaper and remove every sandbox; with remove_sandboxes=False leave them for adoption."""
@@ -147,15 +158,21 @@ class SandboxManager:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        await self._pool.stop()
         if self._watch is not None:
             self._watch.close()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         sandboxes = list(self._sandboxes.values())
+        pooled = self._pool.drain()
         if remove_sandboxes:
-            await asyncio.gather(*(self._end(sb, expired=False) for sb in sandboxes), return_exceptions=True)
+            await asyncio.gather(
+                *(self._end(sb, expired=False) for sb in sandboxes),
+                *(self._end_pooled(sb) for sb in pooled),
+                return_exceptions=True,
+            )
         else:
-            for sandbox in sandboxes:
+            for sandbox in [*sandboxes, *pooled]:
                 sandbox._detach()
         self._runtime.close()
         self._unlock_data_dir()
@@ -198,6 +215,9 @@ class SandboxManager:
         self._check_running()
         spec = spec or SandboxSpec()
         self._admit(spec)
+        pooled = self._pool.take(spec)
+        if pooled is not None:
+            return await self._claim(pooled, spec)
         sandbox = Sandbox(
             f"sbx_{secrets.token_hex(12)}", spec, self.config, self._runtime, time.time(), limit_disk=self._limit_disk
         )
@@ -214,6 +234,66 @@ class SandboxManager:
             raise
         sandbox._save_activity()  # its deadline, should this process die before the reaper runs
         return sandbox
+
+    async def _claim(self, sandbox: Sandbox, spec: SandboxSpec) -> Sandbox:
+        """Bind a ready pool sandbox to `spec`: its id, its lifetime and labels, its files."""
+        del self._unclaimed[sandbox.id]
+        sandbox._claim(spec)
+        self._sandboxes[sandbox.id] = sandbox
+        try:
+            for name, data in spec.files.items():
+                await sandbox.write_file(name, data)
+            sandbox._save_activity()
+        except BaseException:
+            await self._end(sandbox, expired=False)
+            raise
+        self._spawn(sandbox._prioritize())
+        return sandbox
+
+    async def _make_pooled(self, tier: str) -> Sandbox:
+        """A new sandbox for the pool, started and warmed; removed if that fails or is cancelled."""
+        sandbox = Sandbox(
+            f"sbx_{secrets.token_hex(12)}",
+            SandboxSpec(memory_limit=tier),
+            self.config,
+            self._runtime,
+            time.time(),
+            limit_disk=self._limit_disk,
+            pooled="true",
+        )
+        self._unclaimed[sandbox.id] = sandbox
+
+        async def start() -> None:
+            await sandbox._create()
+            error = await sandbox._warm(self.config.warm_imports)
+            if error:
+                log.warning("A pooled kernel's warm imports failed (KERNELGATE_WARM_IMPORTS?): %s", error)
+            sandbox._save_activity()
+
+        starting = asyncio.ensure_future(start())
+        try:
+            await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            self._spawn(self._end_after(starting, sandbox))
+            raise
+        except BaseException:
+            await self._end_pooled(sandbox)
+            raise
+        return sandbox
+
+    def _discard_pooled(self, sandbox: Sandbox) -> None:
+        self._spawn(self._end_pooled(sandbox))
+
+    async def _end_pooled(self, sandbox: Sandbox) -> None:
+        self._unclaimed.pop(sandbox.id, None)
+        await sandbox._destroy(SandboxNotFound(sandbox.id))
+
+    def _busy(self) -> int:
+        return sum(1 for sandbox in self._sandboxes.values() if sandbox.busy)
+
+    def pool_sizes(self) -> dict[str, int]:
+        """The warm pool's ready sandboxes per memory limit (`{"1g": 4}`); empty when there is no pool."""
+        return self._pool.sizes()
 
     def _admit(self, spec: SandboxSpec) -> None:
         """Refuse a sandbox the host cannot hold. Synchronous, so concurrent creates cannot race past it."""
@@ -309,7 +389,10 @@ class SandboxManager:
     async def _end_after(self, starting: asyncio.Future[None], sandbox: Sandbox) -> None:
         with contextlib.suppress(BaseException):
             await starting
-        await self._end(sandbox, expired=False)
+        if sandbox.id in self._unclaimed:
+            await self._end_pooled(sandbox)
+        else:
+            await self._end(sandbox, expired=False)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -323,6 +406,7 @@ class SandboxManager:
                 await self.reap()
             except Exception:
                 log.exception("The sandbox reaper failed; it tries again in %s s", self.config.reap_interval)
+            self._pool.tend()
 
     async def _subscribe(self) -> None:
         self._watch = await self._runtime.watch(f"{DATA_DIR}={self.config.data_dir}", self._on_event)
@@ -334,37 +418,77 @@ class SandboxManager:
             self._loop.call_soon_threadsafe(self._dispatch, event)
 
     def _dispatch(self, event: ContainerEvent) -> None:
-        for sandbox in self._sandboxes.values():
-            if sandbox.container_id == event.container_id:
-                sandbox._notify(event.action)
+        for sandboxes in (self._sandboxes, self._unclaimed):
+            for sandbox in sandboxes.values():
+                if sandbox.container_id == event.container_id:
+                    sandbox._notify(event.action)
 
     async def _recover(self) -> None:
         """Adopt the live sandboxes of an earlier manager of this data directory; remove the rest."""
-        adopted: list[str] = []
-        removed: list[str] = []
+        found: dict[tuple[bool, bool], list[str]] = {}  # (pool's, kept) -> sandbox ids
         for info in await self._runtime.list_managed(f"{DATA_DIR}={self.config.data_dir}"):
-            kept = await self._recover_one(info)
-            (adopted if kept else removed).append(info.labels.get(SANDBOX_ID) or info.id)
-        self.recovery = Recovery(adopted=tuple(adopted), removed=tuple(removed))
+            labels = labels_of(info.labels)
+            unclaimed = labels.get(POOLED) == "true"
+            kept = await (self._recover_pooled(info) if unclaimed else self._recover_one(info, labels))
+            found.setdefault((unclaimed, kept), []).append(info.labels.get(SANDBOX_ID) or info.id)
+        self.recovery = Recovery(
+            adopted=tuple(found.get((False, True), ())),
+            removed=tuple(found.get((False, False), ())),
+            pool_adopted=tuple(found.get((True, True), ())),
+            pool_removed=tuple(found.get((True, False), ())),
+        )
         await self._remove_orphans()
+        known = self._sandboxes.keys() | self._unclaimed.keys()
         for leftover in self.config.sandboxes_dir.iterdir():
-            if leftover.name not in self._sandboxes:
+            if leftover.name not in known:
                 await asyncio.to_thread(remove_home, leftover)
         for parent in (self.config.run_dir, self.config.control_dir):
             for leftover in parent.iterdir():
-                if leftover.name not in self._sandboxes:
+                if leftover.name not in known:
                     await asyncio.to_thread(shutil.rmtree, leftover, True)
 
-    async def _recover_one(self, info: ContainerInfo) -> bool:
-        """Adopt the sandbox, or remove it; whether it was kept."""
+    async def _recover_pooled(self, info: ContainerInfo) -> bool:
+        """Keep a ready pool sandbox an earlier manager made, if this pool wants it; else remove it."""
         sandbox_id = info.labels.get(SANDBOX_ID, "")
         try:
             spec, created_at = spec_from_labels(info.labels)
         except (KeyError, ValueError):
+            await self._runtime.remove(info.id)
+            return False
+        sandbox = Sandbox(
+            sandbox_id, spec, self.config, self._runtime, created_at, limit_disk=self._limit_disk, pooled="true"
+        )
+        self._unclaimed[sandbox_id] = sandbox
+        # Only a running kernel still holds its warm imports; only a ready mark says it was never claimed.
+        if self.config.adopt and info.running and sandbox._ready_for_pool() and self._pool.adopt(sandbox):
+            try:
+                await sandbox._adopt(info)
+            except (SandboxError, OSError) as exc:
+                log.warning("Removing pooled sandbox %s, which could not be adopted: %s", sandbox_id, exc)
+                self._pool.drop(sandbox)
+            else:
+                return True
+        await self._end_pooled(sandbox)
+        return False
+
+    async def _recover_one(self, info: ContainerInfo, labels: dict[str, str]) -> bool:
+        """Adopt the sandbox, or remove it; whether it was kept. `labels`: its own or its claim's."""
+        sandbox_id = info.labels.get(SANDBOX_ID, "")
+        try:
+            spec, created_at = spec_from_labels(labels)
+        except (KeyError, ValueError):
             log.warning("Removing container %s: its labels are not a sandbox's", info.id[:12])
             await self._runtime.remove(info.id)
             return False
-        sandbox = Sandbox(sandbox_id, spec, self.config, self._runtime, created_at, limit_disk=self._limit_disk)
+        sandbox = Sandbox(
+            sandbox_id,
+            spec,
+            self.config,
+            self._runtime,
+            created_at,
+            limit_disk=self._limit_disk,
+            pooled=labels.get(POOLED),
+        )
         sandbox._load_activity()
         self._sandboxes[sandbox_id] = sandbox
         if not self.config.adopt or sandbox.expires_at <= time.time():
@@ -386,3 +510,23 @@ class SandboxManager:
             if data_dir and not await asyncio.to_thread(Path(data_dir).exists):
                 log.warning("Removing container %s: its data directory %s is gone", info.id[:12], data_dir)
                 await self._runtime.remove(info.id)
+
+
+def labels_of(labels: dict[str, str]) -> dict[str, str]:
+    """A managed container's sandbox labels, as its manager knows them: Docker's own, or for a sandbox
+    claimed from the warm pool (whose Docker labels were fixed when the pool made it) its claim's.
+
+    The claim is read from the sandbox's home in the data directory the labels name, where only the
+    manager writes; anything unreadable there leaves Docker's labels, which a manager then removes."""
+    if labels.get(POOLED) != "true" or not labels.get(DATA_DIR) or not labels.get(SANDBOX_ID):
+        return labels
+    home = SandboxConfig.model_construct(data_dir=Path(labels[DATA_DIR])).sandboxes_dir / labels[SANDBOX_ID]
+    try:
+        claim = json.loads(read_small_file(home / CLAIM_FILE, _CLAIM_MAX))
+    except FileNotFoundError:
+        return labels
+    except (OSError, ValueError):
+        return {**labels, POOLED: CLAIMED}  # claimed, but its spec is lost: not a sandbox to adopt
+    if not isinstance(claim, dict) or claim.get(SANDBOX_ID) != labels[SANDBOX_ID]:
+        return {**labels, POOLED: CLAIMED}
+    return {str(key): str(value) for key, value in claim.items()}

@@ -67,7 +67,7 @@ class SandboxSpec(_Frozen):
     memory_limit: str = "1g"
     """A Docker size: OpenAI's tiers `1g`, `4g`, `16g`, `64g`, or any such as `512m`."""
     files: dict[str, bytes | Path] = Field(default_factory=dict)
-    """Files to place in /mnt/data before the kernel starts: name -> content, or a host path to copy."""
+    """Files in /mnt/data before create() returns: name -> content, or a host path to copy."""
     network: bool = False
     """Give the container a network. Off by default: the sandbox sees only `lo`."""
     idle_timeout: float = Field(default=20 * 60, gt=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import math
 import os
 import shutil
@@ -30,6 +31,7 @@ from ._files import FileStore, Scan, changed
 from ._kernel import Idle, Ignored, KernelClient
 from ._labels import labels_for
 from ._models import (
+    ErrorOutput,
     Execution,
     ExecutionEvent,
     ExecutionStatus,
@@ -39,9 +41,16 @@ from ._models import (
     SandboxSpec,
 )
 
-__all__ = ["Sandbox", "remove_home"]
+__all__ = ["CLAIMED", "CLAIM_FILE", "Sandbox", "remove_home"]
 
 _DISK_IMAGE = "data.img"
+# Beside a sandbox's files in its home (the code sees only data/): the pool's marks.
+_READY = ".pool-ready"
+CLAIM_FILE = "claim.json"
+CLAIMED = "claimed"
+# A pooled container's CPU weight (Docker's cpu shares; a live sandbox has 1024): under contention a
+# booting pool kernel gets a sliver of a core, and a running execution the rest.
+_POOL_CPU_WEIGHT = 16
 
 # How often a waiting execution looks up from the kernel to check its deadline and the container.
 _POLL = 0.1
@@ -81,7 +90,9 @@ class Sandbox:
         created_at: float,
         *,
         limit_disk: bool = False,
+        pooled: str | None = None,
     ) -> None:
+        """`pooled`: `true` for a sandbox the warm pool makes, `claimed` once the pool has handed it out."""
         self.id = sandbox_id
         self.spec = spec
         self.created_at = created_at
@@ -107,6 +118,7 @@ class Sandbox:
         """Its directories exist (set early in a start; an adopted sandbox's were made by its first manager)."""
         self._saved_activity = 0.0
         self._saved_deadline = 0
+        self._pooled = pooled
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.id} memory_limit={self.spec.memory_limit}>"
@@ -130,6 +142,11 @@ class Sandbox:
     @property
     def container_id(self) -> str | None:
         return self._box.id
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """What the sandbox is, as container labels: what a new manager adopts it by (`labels_of`)."""
+        return labels_for(self._config.data_dir, self.id, self.spec, self.created_at, self._pooled)
 
     # -- running code -----------------------------------------------------------------------------
 
@@ -485,6 +502,52 @@ class Sandbox:
             await self.write_file(name, data)
         await self._box.start(self._container_spec(), self._files.owner if self._files.chowns else None)
 
+    async def _warm(self, modules: tuple[str, ...]) -> str | None:
+        """Import `modules` in the kernel without a trace in the code's namespace, history or execution
+        count; mark the sandbox ready for the pool. Returns the import's error, if it had one.
+
+        Raises SandboxStartError when the kernel dies or does not finish within the start timeout."""
+        kernel = await self._ready_kernel()
+        error = None
+        if modules:
+            kernel.execute(f"[__import__(name) for name in {list(modules)!r}]", silent=True)
+            deadline = time.monotonic() + self._config.kernel_start_timeout
+            while (remaining := deadline - time.monotonic()) > 0:
+                item = await kernel.next_output(min(_POLL, remaining))
+                if isinstance(item, Idle):
+                    break
+                if isinstance(item, ErrorOutput):
+                    error = f"{item.name}: {item.value}"
+                elif item is None and self._box.died.is_set() and await self._box.stopped() is not None:
+                    msg = f"The kernel of pooled sandbox {self.id} died during its warm imports."
+                    raise SandboxStartError(msg, self.id)
+            else:
+                msg = f"The kernel of pooled sandbox {self.id} did not finish its warm imports in time."
+                raise SandboxStartError(msg, self.id)
+            await kernel.execution_count(1.0)  # its reply, so that the shell channel starts empty
+        (self._home / _READY).touch()
+        return error
+
+    def _seems_alive(self) -> bool:
+        """Not removed, and no sign that its container stopped (no Docker call)."""
+        return self._ended is None and not self._box.died.is_set()
+
+    def _ready_for_pool(self) -> bool:
+        """Warmed and never handed out (on disk, so that a restarted manager can tell)."""
+        return (self._home / _READY).exists()
+
+    def _claim(self, spec: SandboxSpec) -> None:
+        """Become the sandbox `spec` asks for: made by the pool for its memory limit, never used.
+
+        The claim is kept beside the sandbox's files (its container's labels cannot change), and the
+        ready mark goes first: a sandbox is never adopted into the pool again once it was handed out."""
+        (self._home / _READY).unlink(missing_ok=True)
+        now = time.time()
+        self.spec, self.created_at, self.last_active, self._pooled = spec, now, now, CLAIMED
+        written = self._home / f"{CLAIM_FILE}.tmp"
+        written.write_text(json.dumps(self.labels))
+        written.replace(self._home / CLAIM_FILE)
+
     async def _adopt(self, info: ContainerInfo) -> None:
         """Reconnect to a container an earlier manager started."""
         self._made = True
@@ -496,7 +559,7 @@ class Sandbox:
         return ContainerSpec(
             name=self._box.name,
             image=self._config.image,
-            labels=labels_for(self._config.data_dir, self.id, self.spec, self.created_at),
+            labels=self.labels,
             memory_bytes=memory,
             cpus=self.spec.cpus or self._config.cpus,
             pids_limit=self._config.pids_limit,
@@ -506,7 +569,15 @@ class Sandbox:
             tmpfs_bytes=memory,  # tmpfs pages count against the memory limit anyway
             data_dir=self._files.root,
             environment={"KERNELGATE_SELF_STOP_CHECK": f"{self._config.self_stop_check:g}"},
+            # The pool's kernels boot and import behind the executions of live sandboxes, never before.
+            cpu_weight=_POOL_CPU_WEIGHT if self._pooled else None,
         )
+
+    async def _prioritize(self) -> None:
+        """Give a claimed pool sandbox a live sandbox's share of the CPU (in the background: a claim waits
+        for no Docker call)."""
+        with contextlib.suppress(SandboxError):
+            await self._box.set_cpu_weight(None)
 
     async def _destroy(self, reason: SandboxError) -> None:
         """Remove the container and every file; later use raises `reason`."""

@@ -21,7 +21,7 @@ from docker.models.containers import Container
 from openai.types.responses import ResponseCodeInterpreterToolCall
 
 from gateway import Settings
-from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec
+from sandbox import Sandbox, SandboxConfig, SandboxManager, SandboxSpec, labels_of
 
 from .fake_upstream import Api, FakeUpstream
 from .responses import OUTPUTS, calls, logs, tools_for
@@ -76,10 +76,12 @@ def _unowned(client: docker.DockerClient, root: Path) -> list[dict[str, Any]]:
     live: dict[str, set[str]] = {}  # each owner asked once per check
     unowned = []
     for container in labelled(client, "kernelgate.managed=true"):
-        labels = container["Labels"]
+        labels = labels_of(container["Labels"])  # a sandbox claimed from a warm pool: its claim's
         data_dir = labels.get("kernelgate.data_dir", "")
         if not data_dir.startswith(f"{root}/"):
             continue
+        if labels.get("kernelgate.pool") == "true" and data_dir in _OWNERS:
+            continue  # a live owner's warm pool: never handed out
         if data_dir not in live:
             live[data_dir] = _OWNERS[data_dir]() if data_dir in _OWNERS else set()
         if not {labels.get("kernelgate.sandbox_id"), labels.get("kernelgate.label.container_id")} & live[data_dir]:
@@ -101,8 +103,15 @@ def upstream_settings(fake: FakeUpstream, api: Api, data_dir: Path, **changes: o
         "upstream_api": api,
         "upstream_base_url": fake.url_for(api),
         "upstream_api_key": fake.key,
+        "pool": {},
     }
     return Settings.model_validate(values | changes)
+
+
+def gateway_settings(data_dir: Path, **changes: object) -> Settings:
+    """A test gateway's settings: the test image and runtime, and no warm pool unless the test asks (a pool
+    boots kernels behind every test; the shared gateway and tests/test_pool.py run one)."""
+    return Settings.model_validate({"data_dir": data_dir, "image": IMAGE, "runtime": RUNTIME, "pool": {}} | changes)
 
 
 def config_for(data_dir: Path, **overrides: object) -> SandboxConfig:
@@ -216,10 +225,13 @@ def labelled(client: docker.DockerClient, label: str) -> list[dict[str, Any]]:
 
 
 def container_of(client: docker.DockerClient, container_id: str) -> Container | None:
-    """The Docker container behind an OpenAI container id, found by its label (None once it is gone)."""
-    for summary in labelled(client, f"kernelgate.label.container_id={container_id}"):
-        with contextlib.suppress(docker.errors.NotFound):
-            return client.containers.get(summary["Id"])
+    """The Docker container behind an OpenAI container id, found by its label, or by its claim when a warm
+    pool made it (None once it is gone)."""
+    wanted = {"kernelgate.label.container_id": container_id}
+    for summary in labelled(client, "kernelgate.managed=true"):
+        if wanted.items() <= labels_of(summary["Labels"]).items():
+            with contextlib.suppress(docker.errors.NotFound):
+                return client.containers.get(summary["Id"])
     return None
 
 

@@ -10,10 +10,9 @@ import httpx
 import openai
 import pytest
 
-from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, labelled, sdk_for
+from .conftest import gateway_settings, labelled, sdk_for
 
 
 def _host_gib(client: docker.DockerClient) -> float:
@@ -23,7 +22,7 @@ def _host_gib(client: docker.DockerClient) -> float:
 @pytest.fixture
 def small_gateway(data_dir: Path) -> Iterator[str]:
     """A gateway that runs two sandboxes at most."""
-    with serve(Settings(data_dir=data_dir, image=IMAGE, max_sandboxes=2)) as base_url:
+    with serve(gateway_settings(data_dir, max_sandboxes=2)) as base_url:
         yield base_url
 
 
@@ -71,7 +70,7 @@ def test_past_the_live_sandbox_cap_is_a_429_that_clears(
 def test_memory_limits_past_the_overcommit_are_a_429(data_dir: Path, docker_client: docker.DockerClient) -> None:
     """With room for 1.5 GiB of limits, a second 1g sandbox is refused until the first is gone."""
     overcommit = 1.5 / _host_gib(docker_client)
-    with serve(Settings(data_dir=data_dir, image=IMAGE, memory_overcommit=overcommit)) as base_url:
+    with serve(gateway_settings(data_dir, memory_overcommit=overcommit)) as base_url:
         sdk = sdk_for(base_url)
         first = sdk.containers.create(name="one", memory_limit="1g")
         with pytest.raises(openai.RateLimitError) as caught:
@@ -84,7 +83,7 @@ def test_memory_limits_past_the_overcommit_are_a_429(data_dir: Path, docker_clie
 
 def test_json_bodies_have_a_smaller_limit_than_uploads(data_dir: Path) -> None:
     """A JSON body past KERNELGATE_MAX_JSON_BYTES is a 413 naming it; an upload of that size is fine."""
-    settings = Settings(data_dir=data_dir, image=IMAGE, max_json_bytes=10_000)
+    settings = gateway_settings(data_dir, max_json_bytes=10_000)
     with serve(settings) as base_url, httpx.Client(base_url=base_url) as http:
         body = {"model": "kernelgate/exec", "input": "x" * 20_000, "tools": [{"type": "code_interpreter"}]}
         refused = http.post("/v1/responses", json=body)

@@ -34,7 +34,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from gateway.testing import serve
 
-from .conftest import upstream_settings
+from .conftest import gateway_settings, upstream_settings
 from .fake_upstream import APIS, FakeUpstream, Reply, fake_upstream
 
 RAW_EVENT: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
@@ -242,11 +242,8 @@ def test_any_upstream_model_behind_the_anthropic_door(
 def test_a_command_past_the_timeout_is_stopped(data_dir: Path) -> None:
     """A bash command gets the timeout and interrupt of Python code: `execution_time_exceeded`, the command
     killed (its later output never comes), and the container's next call runs at once."""
-    from gateway import Settings
 
-    from .conftest import IMAGE
-
-    with serve(Settings(data_dir=data_dir, image=IMAGE, execution_timeout=1)) as base_url:
+    with serve(gateway_settings(data_dir, execution_timeout=1)) as base_url:
         client = _client(base_url)
         slow = _ask(client, "```bash\nsleep 30; echo late > late.txt\n```")
         result = slow.content[1]

@@ -72,6 +72,29 @@ async def test_the_engine_answers_with_its_memory_and_the_image(backend: Backend
     assert await backend.image_id("kernelgate/kernel:no-such-tag") is None
 
 
+async def test_a_pooled_box_is_warmed_then_claimed_at_full_weight(flavour: Flavour, data_dir: Path) -> None:
+    """available_memory, and a box started at a low CPU weight (the warm pool's) that set_cpu_weight raises:
+    what the pool needs of a backend."""
+    backend = flavour.make()
+    available = backend.available_memory()
+    assert available is None or available > 0
+    config = config_for(data_dir, runtime=flavour.runtime, pool={"256m": 1}, warm_imports=("json",))
+    async with SandboxManager(config, backend=backend) as manager:
+        await until(lambda: manager.pool_sizes() == {"256m": 1}, timeout=60)
+        sandbox = await manager.create(SandboxSpec(memory_limit="256m"))
+        assert (await sandbox.execute("import sys\nprint('json' in sys.modules)")).stdout == "True\n"
+        await until(lambda: _cpu_shares(sandbox) == 1024)
+
+
+def _cpu_shares(sandbox: Sandbox) -> int:
+    client = docker.from_env()
+    try:
+        shares: int = client.api.inspect_container(sandbox.container_id or "")["HostConfig"]["CpuShares"]
+        return shares
+    finally:
+        client.close()
+
+
 async def test_a_started_box_runs_code_and_is_listed_by_its_labels(manager: SandboxManager, data_dir: Path) -> None:
     """start: the kernel answers; list_managed finds the container by the data directory's label."""
     sandbox = await manager.create(SandboxSpec(memory_limit="256m"))

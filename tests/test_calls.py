@@ -11,17 +11,16 @@ import openai
 import pytest
 from openai.types.responses import ResponseCodeInterpreterToolCall, ResponseOutputMessage, ToolParam
 
-from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, RUNTIME, container_of, sdk_for
+from .conftest import container_of, gateway_settings, sdk_for
 from .responses import AUTO, OUTPUTS, calls, images, item, logs, message_text, tools_for
 
 
 @pytest.fixture(scope="module")
 def base_url(test_root: Path) -> Iterator[str]:
     """A gateway whose executions time out after 2 s."""
-    settings = Settings(data_dir=test_root / "calls", image=IMAGE, runtime=RUNTIME, execution_timeout=2)
+    settings = gateway_settings(test_root / "calls", execution_timeout=2)
     with serve(settings) as url:
         yield url
 
@@ -104,7 +103,7 @@ def test_several_figures_and_several_files(base_url: str) -> None:
 def test_auto_mode_after_expiry_is_a_400(data_dir: Path, docker_client: docker.DockerClient) -> None:
     """A follow-up whose auto container expired is a 400 `Container is expired.`, as OpenAI answers; a new
     conversation gets a new container."""
-    settings = Settings(data_dir=data_dir, image=IMAGE, runtime=RUNTIME, expiry_minute_seconds=0.1)
+    settings = gateway_settings(data_dir, expiry_minute_seconds=0.1)
     with serve(settings) as url:
         client = sdk_for(url)
         first = client.responses.create(model="kernelgate/exec", input="x = 1", tools=AUTO, include=OUTPUTS)

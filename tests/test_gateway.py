@@ -16,7 +16,7 @@ from gateway.testing import serve
 from gateway.upstreams.providers import Provider
 from gateway.upstreams.registry import REGISTRY, upstream_class
 
-from .conftest import IMAGE, sdk_for
+from .conftest import IMAGE, gateway_settings, sdk_for
 from .responses import AUTO, OUTPUTS, RUNS_UNTIL_STOPPED, calls, logs, wait_until_started
 
 
@@ -27,7 +27,7 @@ def _health(settings: Settings) -> httpx.Response:
 
 def test_health_is_ok_with_docker_and_the_image(data_dir: Path) -> None:
     """200, with the engine's version and the image's id."""
-    response = _health(Settings(data_dir=data_dir, image=IMAGE))
+    response = _health(gateway_settings(data_dir))
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
@@ -36,11 +36,12 @@ def test_health_is_ok_with_docker_and_the_image(data_dir: Path) -> None:
     assert body["docker"]["version"]
     assert body["image"] == {"name": IMAGE, "present": True, "id": body["image"]["id"]}
     assert body["image"]["id"].startswith("sha256:")
+    assert body["pool"] == {}  # a test gateway runs no warm pool unless it asks (the shared one does)
 
 
 def test_health_is_503_when_docker_is_unreachable(data_dir: Path) -> None:
     """503, naming Docker and what to do about it."""
-    response = _health(Settings(data_dir=data_dir, docker_host="unix:///nonexistent/docker.sock"))
+    response = _health(gateway_settings(data_dir, docker_host="unix:///nonexistent/docker.sock"))
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
@@ -51,7 +52,7 @@ def test_health_is_503_when_docker_is_unreachable(data_dir: Path) -> None:
 
 def test_health_is_503_when_the_image_is_missing(data_dir: Path) -> None:
     """503, saying to build the image."""
-    response = _health(Settings(data_dir=data_dir, image="kernelgate/kernel:missing"))
+    response = _health(gateway_settings(data_dir, image="kernelgate/kernel:missing"))
     assert response.status_code == 503
     body = response.json()
     assert body["image"]["present"] is False
@@ -136,7 +137,7 @@ def test_each_wire_format_answers_errors_under_its_own_prefix() -> None:
 def test_responses_an_older_kernelgate_stored_are_kept(data_dir: Path) -> None:
     """kernelgate 0.1 kept each response as its OpenAI body beside its items: a start moves them into the
     neutral record, GET returns the same body, and a follow-up continues the conversation in its container."""
-    settings = Settings(data_dir=data_dir, image=IMAGE)
+    settings = gateway_settings(data_dir)
     with serve(settings, purge=False) as base_url:
         client = sdk_for(base_url)
         first = client.responses.create(model="kernelgate/exec", input="```python\nx = 41\nprint(x)\n```", tools=AUTO)
@@ -178,7 +179,7 @@ def test_responses_an_older_kernelgate_stored_are_kept(data_dir: Path) -> None:
 def test_a_background_response_cut_off_by_a_stop_is_kept_as_failed(data_dir: Path) -> None:
     """The gateway stops while a background response runs: its code is interrupted, and after the restart
     GET says it failed, and why."""
-    settings = Settings(data_dir=data_dir, image=IMAGE)
+    settings = gateway_settings(data_dir)
     with serve(settings) as base_url:
         client = sdk_for(base_url)
         container = client.containers.create(name="bg")
@@ -195,7 +196,7 @@ def test_a_background_response_cut_off_by_a_stop_is_kept_as_failed(data_dir: Pat
 
 
 def test_a_conversation_survives_a_restart(data_dir: Path) -> None:
-    settings = Settings(data_dir=data_dir, image=IMAGE)
+    settings = gateway_settings(data_dir)
     with serve(settings, purge=False) as base_url:
         client = sdk_for(base_url)
         conversation = client.conversations.create()

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import docker
 
-from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, labelled, sdk_for
+from .conftest import gateway_settings, labelled, sdk_for
 
 
 def _one_client(base_url: str, number: int) -> bytes:
@@ -26,7 +25,7 @@ def _one_client(base_url: str, number: int) -> bytes:
 
 def test_twenty_clients_create_use_and_delete_at_once(data_dir: Path, docker_client: docker.DockerClient) -> None:
     """All 20 round trips succeed with their own data, and no Docker container remains."""
-    with serve(Settings(data_dir=data_dir, image=IMAGE), purge=False) as base_url:
+    with serve(gateway_settings(data_dir), purge=False) as base_url:
         with ThreadPoolExecutor(max_workers=20) as pool:
             contents = list(pool.map(lambda n: _one_client(base_url, n), range(20)))
         assert contents == [f"client {n}\n".encode() for n in range(20)]

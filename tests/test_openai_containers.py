@@ -14,7 +14,7 @@ import pytest
 from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, container_of, labelled, run_in, sdk_for
+from .conftest import IMAGE, container_of, gateway_settings, labelled, run_in, sdk_for
 
 
 def test_create_has_openai_defaults(client: openai.OpenAI, docker_client: docker.DockerClient) -> None:
@@ -222,7 +222,7 @@ def test_errors_keep_openai_shape_for_any_failure(openai_base_url: str) -> None:
 
 def test_api_key_is_required_when_configured(data_dir: Path) -> None:
     """With KERNELGATE_API_KEY set, /v1 needs the bearer key; /health stays open."""
-    with serve(Settings(data_dir=data_dir, image=IMAGE, api_key="sekrit")) as base_url:
+    with serve(gateway_settings(data_dir, api_key="sekrit")) as base_url:
         wrong = sdk_for(base_url, api_key="wrong")
         with pytest.raises(openai.AuthenticationError) as caught:
             wrong.files.list()
@@ -237,7 +237,7 @@ def test_api_key_is_required_when_configured(data_dir: Path) -> None:
 
 def test_a_gateway_restart_loses_nothing(data_dir: Path, docker_client: docker.DockerClient) -> None:
     """Files, container metadata, container files and the live kernel container survive a restart."""
-    settings = Settings(data_dir=data_dir, image=IMAGE)
+    settings = gateway_settings(data_dir)
     with serve(settings, purge=False) as base_url:
         sdk = sdk_for(base_url)
         upload = sdk.files.create(file=("kept.txt", b"kept"), purpose="user_data")
@@ -271,7 +271,7 @@ def test_openapi_document_lists_the_routes(openai_base_url: str) -> None:
 
 def test_without_docker_containers_are_503_and_files_still_work(data_dir: Path) -> None:
     """An unreachable engine is a 503 that says so (and asks the SDK not to retry); files need no Docker."""
-    with serve(Settings(data_dir=data_dir, docker_host="unix:///nonexistent/docker.sock")) as base_url:
+    with serve(gateway_settings(data_dir, docker_host="unix:///nonexistent/docker.sock")) as base_url:
         sdk = sdk_for(base_url)
         with pytest.raises(openai.InternalServerError) as caught:
             sdk.containers.create(name="x")

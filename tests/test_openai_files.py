@@ -8,10 +8,9 @@ import httpx
 import openai
 import pytest
 
-from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, sdk_for
+from .conftest import gateway_settings, sdk_for
 
 
 def test_upload_retrieve_download_and_delete(client: openai.OpenAI) -> None:
@@ -82,7 +81,7 @@ def test_expiring_file_reports_expires_at(client: openai.OpenAI) -> None:
 
 def test_uploads_over_the_limit_are_413_and_store_nothing(data_dir: Path) -> None:
     """A body past KERNELGATE_MAX_UPLOAD_BYTES is refused, by Content-Length or streamed, on both upload routes."""
-    settings = Settings(data_dir=data_dir, image=IMAGE, max_upload_bytes=100_000)
+    settings = gateway_settings(data_dir, max_upload_bytes=100_000)
     with serve(settings) as base_url:
         sdk = sdk_for(base_url)
         with pytest.raises(openai.APIStatusError) as caught:

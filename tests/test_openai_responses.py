@@ -16,7 +16,7 @@ import pytest
 from openai.types.responses import ResponseOutputMessage
 from openai.types.responses.response_output_text import AnnotationContainerFileCitation as ContainerFileCitation
 
-from .conftest import container_of
+from .conftest import container_of, gateway_settings
 from .responses import AUTO, OUTPUTS, calls, images, item, logs, message_text, tools_for
 
 
@@ -363,12 +363,11 @@ def test_replayed_output_items_keep_the_container(client: openai.OpenAI) -> None
 
 def test_a_timeout_is_an_incomplete_call(data_dir: Path) -> None:
     """Past KERNELGATE_EXECUTION_TIMEOUT the call is 'incomplete' and its logs say what happened."""
-    from gateway import Settings
     from gateway.testing import serve
 
-    from .conftest import IMAGE, sdk_for
+    from .conftest import sdk_for
 
-    with serve(Settings(data_dir=data_dir, image=IMAGE, execution_timeout=1)) as base_url:
+    with serve(gateway_settings(data_dir, execution_timeout=1)) as base_url:
         sdk = sdk_for(base_url)
         response = sdk.responses.create(
             model="kernelgate/exec",

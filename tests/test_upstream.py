@@ -15,7 +15,7 @@ import pytest
 from gateway import Settings
 from gateway.testing import serve
 
-from .conftest import IMAGE, sdk_for, upstream_settings
+from .conftest import IMAGE, gateway_settings, sdk_for, upstream_settings
 from .fake_script import path_for
 from .fake_upstream import APIS, Api, FakeUpstream, Reply, fake_upstream
 from .responses import AUTO, OUTPUTS, function_call
@@ -84,9 +84,7 @@ def test_record_then_replay_without_the_upstream(data_dir: Path, tmp_path: Path,
     assert "sk-secret" not in cassette.read_text()
 
     # The fake upstream is stopped now: nothing answers at its address any more.
-    replayed = run(
-        Settings(data_dir=data_dir, image=IMAGE, upstream_api=api, upstream_base_url=upstream_url, cassette=cassette)
-    )
+    replayed = run(gateway_settings(data_dir, upstream_api=api, upstream_base_url=upstream_url, cassette=cassette))
     assert replayed == recorded
     assert recorded["calls"] == [("numbers = [1, 2, 3]", ""), ("print(sum(numbers))", "6\n")]
 
@@ -95,7 +93,7 @@ def test_replay_of_an_unrecorded_request_names_it_and_the_cassette(data_dir: Pat
     """A request the cassette does not hold fails the response with a message naming both."""
     cassette = tmp_path / "empty.json"
     cassette.write_text(json.dumps({"kernelgate_cassette": 1, "interactions": []}))
-    with serve(Settings(data_dir=data_dir, image=IMAGE, cassette=cassette)) as base_url:
+    with serve(gateway_settings(data_dir, cassette=cassette)) as base_url:
         client = sdk_for(base_url)
         with pytest.raises(openai.InternalServerError) as caught:
             client.responses.create(model="m", input="hi", tools=AUTO)

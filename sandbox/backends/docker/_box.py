@@ -24,6 +24,7 @@ __all__ = ["KernelContainer"]
 # A kernel that died of SIGKILL, and how long to wait for Docker to say whether the OOM killer sent it.
 _SIGKILLED = 137
 _OOM_REPORT_WAIT = 1.0
+_DEFAULT_CPU_SHARES = 1024
 
 
 class KernelContainer:
@@ -124,6 +125,10 @@ class KernelContainer:
 
     def oom_kills(self) -> int | None:
         return self._runtime.oom_kills(self.id or "")
+
+    async def set_cpu_weight(self, weight: int | None) -> None:
+        assert self.id is not None
+        await self._runtime.set_cpu_shares(self.id, weight or _DEFAULT_CPU_SHARES)
 
     def close_kernel(self) -> None:
         if self.kernel is not None:

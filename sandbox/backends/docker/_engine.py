@@ -109,6 +109,26 @@ class DockerBackend:
 
         return await self._call(info)
 
+    def available_memory(self) -> int | None:
+        """MemAvailable of this host, when the engine runs here (on a unix socket); else None."""
+        if not (self._host or _DEFAULT_HOST).startswith(("unix://", "http+unix://")):
+            return None
+        try:
+            with open("/proc/meminfo", "rb") as meminfo:
+                for line in meminfo:
+                    if line.startswith(b"MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
+    async def set_cpu_shares(self, container_id: str, shares: int) -> None:
+        def update() -> None:
+            with _map_errors():
+                self._docker().api.update_container(container_id, cpu_shares=shares)
+
+        await self._call(update)
+
     async def image_id(self, image: str) -> str | None:
         def inspect() -> str | None:
             with _map_errors(image):
@@ -136,6 +156,7 @@ class DockerBackend:
                 mem_limit=spec.memory_bytes,
                 memswap_limit=spec.memory_bytes,
                 nano_cpus=int(spec.cpus * 1e9),
+                cpu_shares=spec.cpu_weight,
                 pids_limit=spec.pids_limit,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
