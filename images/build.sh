@@ -36,9 +36,10 @@ wheelhouse() {
     step "wheelhouse up to date ($(ls .wheels | wc -l) files)"
     return
   fi
-  step "downloading wheels for requirements.lock into images/.wheels"
+  step "downloading $(grep -vc '^#' requirements.lock) wheels for requirements.lock into images/.wheels (about 150 MB)"
   rm -rf .wheels && mkdir -p .wheels
-  "$PYTHON" -m pip download --quiet --no-deps --dest .wheels "${PIP_TARGET[@]}" -r requirements.lock
+  "$PYTHON" -m pip download --no-deps --progress-bar on --dest .wheels "${PIP_TARGET[@]}" -r requirements.lock \
+    | while IFS= read -r line; do if [[ "$line" == Saved* ]]; then echo "    ${line#Saved }" >&2; fi; done
   echo "$want" > .wheels/.stamp
 }
 
@@ -48,10 +49,15 @@ base_image() {
   step "pulling $BASE_IMAGE"
   if timeout 120 docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then echo "$BASE_IMAGE"; return; fi
   step "no registry: building $LOCAL_BASE with debootstrap (about 35 s)"
-  command -v debootstrap >/dev/null || {
-    echo "debootstrap is missing: install it (apt-get install debootstrap) or make $BASE_IMAGE pullable" >&2
-    exit 1
-  }
+  if ! command -v debootstrap >/dev/null; then
+    [[ $(id -u) -eq 0 ]] || {
+      echo "debootstrap is missing: sudo apt-get install -y debootstrap, or make $BASE_IMAGE pullable" >&2
+      exit 1
+    }
+    step "installing Debian's debootstrap (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  fi
   local root
   root=$(mktemp -d)
   trap 'rm -rf "$root"' RETURN
@@ -71,7 +77,7 @@ build_image() {
   wheelhouse
   local base
   base=$(base_image)
-  step "building $tag from $base"
+  step "building $tag from $base (about a minute; Docker prints each step)"
   docker build --build-arg "BASE=$base" --label "kernelgate.inputs=$(input_hash)" \
     -t "$tag" -t "$REPO:latest" .
   docker image prune --force --filter label=kernelgate.stage=build >/dev/null
