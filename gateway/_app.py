@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.applications import Starlette
 
 from sandbox import SandboxError, SandboxManager
 
 from ._errors import Unavailable
 from ._limits import BodyLimit, api_key_check
+from ._metrics import CONTENT_TYPE, Metrics
+from ._observe import Observe
 from ._settings import Settings
 from .conversation.loop import ToolLoop
 from .conversation.session import SessionService
@@ -59,6 +63,7 @@ class Gateway:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The gateway as an ASGI app; settings default to the environment's."""
     settings = settings or Settings.from_env()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,14 +73,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 wire.upgrade_store(store)
         files = FileService(store, settings.data_dir / "files")
         manager = SandboxManager(settings.sandbox_config(pool=True))
-        containers = ContainerService(manager, store, files, settings.expiry_minute_seconds)
-        loop = ToolLoop(containers, settings.execution_timeout, settings.max_iterations)
+        metrics.read_gauges(lambda: _gauges(manager))
+        containers = ContainerService(manager, store, files, settings.expiry_minute_seconds, metrics)
+        loop = ToolLoop(containers, settings.execution_timeout, settings.max_iterations, metrics)
         models = ModelRouter(
             settings.all_providers(),
             settings.default_provider(),
             timeout=settings.upstream_timeout,
             cassette=Cassette(settings.cassette, settings.cassette_mode) if settings.cassette else None,
             default_api=settings.upstream_api,
+            metrics=metrics,
         )
         conversations = ConversationService(store)
         sessions = SessionService(store, containers, loop, models, conversations)
@@ -103,13 +110,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         json_bytes=settings.max_json_bytes,
         render=lambda exc, path: format_for(path, WIRE_FORMATS).too_large(exc),
     )
+    app.add_middleware(Observe, metrics=metrics)
     app.add_api_route("/health", health, methods=["GET"], summary="Docker and kernel image status")
     guard = [Depends(api_key_check(settings.api_key))]
+
+    async def scrape() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.add_api_route("/metrics", scrape, methods=["GET"], dependencies=guard, summary="Prometheus metrics")
+    app.add_api_route("/", playground, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/kernelgate/v1/status",
+        kernelgate_status,
+        methods=["GET"],
+        dependencies=[*guard, Depends(_sandboxes_ready)],
+        summary="kernelgate's own: the models, the running containers' memory and expiry, the pool",
+    )
     for wire in WIRE_FORMATS:
         for mounted in wire.routers:
             ready = [Depends(_sandboxes_ready)] if mounted.needs_sandboxes else []
             app.include_router(mounted.router, dependencies=[*guard, *ready])
     return app
+
+
+def _gauges(manager: SandboxManager) -> dict[str, dict[str, int]]:
+    live: dict[str, int] = {}
+    for sandbox in manager.sandboxes():
+        live[sandbox.spec.memory_limit] = live.get(sandbox.spec.memory_limit, 0) + 1
+    return {"sandboxes": live, "pool": manager.pool_sizes()}
 
 
 async def _start_manager(gateway: Gateway) -> None:
@@ -131,6 +159,33 @@ async def _sandboxes_ready(request: Request) -> None:
         await _start_manager(gateway)
         if gateway.startup_problem:
             raise Unavailable(gateway.startup_problem)
+
+
+_PLAYGROUND = Path(__file__).with_name("playground") / "index.html"
+
+
+async def playground() -> HTMLResponse:
+    """The playground page (gateway/playground/index.html): it uses the public API only."""
+    return HTMLResponse(await asyncio.to_thread(_PLAYGROUND.read_text))
+
+
+async def kernelgate_status(request: Request) -> JSONResponse:
+    """What the OpenAI-shaped APIs do not say: the model names to pick from (kernelgate/exec, and a
+    `Name/` prefix per provider with its key set), each running container's memory in use and expiry
+    (Unix seconds), and the warm pool's ready sandboxes per memory limit."""
+    gateway = Gateway.of(request.app)
+    containers = [
+        {
+            "id": record.id,
+            "memory_limit": record.memory_limit,
+            "memory_used_bytes": sandbox.memory_used(),
+            "expires_at": int(sandbox.expires_at),
+            "from_pool": sandbox.from_pool,
+        }
+        for record, sandbox in gateway.containers.running()
+    ]
+    body = {"models": gateway.models.names(), "containers": containers, "pool": gateway.manager.pool_sizes()}
+    return JSONResponse(body)
 
 
 async def health(request: Request) -> JSONResponse:

@@ -1,9 +1,11 @@
-"""The `kernelgate` command: `serve` runs the gateway, `exec` runs code in a fresh sandbox."""
+"""The `kernelgate` command: `serve` runs the gateway, `exec` runs code in a fresh sandbox; `doctor`,
+`containers` and `gc` are for operators (gateway/_ops.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shutil
 import sys
 import tempfile
@@ -25,6 +27,8 @@ from sandbox import (
     StreamOutput,
 )
 
+from ._logs import configure, log_config
+from ._ops import collect_garbage, diagnose, list_containers, print_checks
 from ._settings import Settings, SettingsError
 
 __all__ = ["EXIT_CODES", "main"]
@@ -57,15 +61,34 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--file", type=Path, action="append", default=[], help="a file to put in /mnt/data")
     run.add_argument("--timeout", type=float, help="seconds before the code is interrupted")
     run.add_argument("--out", type=Path, help="directory for images and the files the code wrote")
+    commands.add_parser(
+        "doctor",
+        help="check the engine, runtime, image, permissions, disk and upstreams, and say what to fix",
+        description="Exit status: 0 ready, 1 a check failed.",
+    )
+    commands.add_parser("containers", help="list the data directory's containers, with memory and expiry")
+    commands.add_parser(
+        "gc",
+        help="remove what a gateway that never came back left behind (refused while one runs)",
+        description="Removes every sandbox of KERNELGATE_DATA_DIR, the warm pool's too, and any container "
+        "whose data directory is gone. Refused while a gateway holds the data directory.",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "doctor":
+        print("kernelgate doctor")
+        return print_checks(asyncio.run(diagnose()), sys.stdout)
     try:
         settings = Settings.from_env()
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
+        if args.command == "containers":
+            return asyncio.run(list_containers(settings, sys.stdout))
+        if args.command == "gc":
+            return asyncio.run(collect_garbage(settings, sys.stdout))
         code = sys.stdin.read() if args.script == "-" else Path(args.script).read_text()
         return asyncio.run(_exec(settings, args, code))
     except (SettingsError, SandboxError, OSError, ValueError) as exc:
@@ -84,7 +107,26 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     # Scans of a sandbox's files run in threads; with the default 5 ms switch interval each one makes
     # every I/O handoff of the event loop's thread wait up to 5 ms for the GIL. The server is for latency.
     sys.setswitchinterval(0.001)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    configure(settings.log_format, settings.log_level)
+    base = f"http://{settings.host}:{settings.port}"
+    logging.getLogger("kernelgate.gateway").info(
+        "kernelgate on %s: the playground at %s/, the OpenAI API at %s/v1, Anthropic's at %s/anthropic, "
+        "Gemini's at %s/gemini, Prometheus metrics at %s/metrics, status at %s/health",
+        base,
+        base,
+        base,
+        base,
+        base,
+        base,
+        base,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(settings.log_format, settings.log_level),
+        access_log=False,  # kernelgate logs each request itself, with its request id (gateway/_observe.py)
+    )
     return 0
 
 

@@ -34,6 +34,7 @@ _VARIABLES = {
     "KERNELGATE_CPUS": "cpus",
     "KERNELGATE_RUNTIME": "runtime",
     "KERNELGATE_LOG_LEVEL": "log_level",
+    "KERNELGATE_LOG_FORMAT": "log_format",
     "KERNELGATE_API_KEY": "api_key",
     "KERNELGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "KERNELGATE_MAX_JSON_BYTES": "max_json_bytes",
@@ -76,6 +77,8 @@ class Settings(BaseModel):
     runtime: str | None = None
     """The Docker runtime of the sandboxes: unset for the engine's default (runc), `runsc` for gVisor."""
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    """`json`: one object per line, with the request, response and container ids of each."""
     api_key: str | None = None
     """When set, every /v1 route needs `Authorization: Bearer <key>`."""
     max_upload_bytes: int = Field(default=512 * 1024**2, gt=0)
@@ -160,9 +163,10 @@ class Settings(BaseModel):
         return value
 
     def all_providers(self) -> dict[str, Provider]:
-        """Every named provider by its lower-cased name: the built-in ones, then KERNELGATE_PROVIDERS'."""
-        named = {**self.builtin, **self.providers}
-        return {name.lower(): provider for name, provider in named.items()}
+        """Every named provider, as named: the built-in ones, then KERNELGATE_PROVIDERS' (a name there that
+        differs from a built-in one only in case replaces it; routing ignores case)."""
+        named = {name.lower(): (name, provider) for name, provider in {**self.builtin, **self.providers}.items()}
+        return dict(named.values())
 
     def default_provider(self) -> Provider | None:
         """The upstream for model names without a known prefix: KERNELGATE_UPSTREAM_*.

@@ -9,6 +9,7 @@ async with SandboxManager(SandboxConfig(data_dir=Path("/var/lib/kernelgate"))) a
 from __future__ import annotations
 
 from ._config import SandboxConfig
+from ._disk import available as disk_limits_unavailable
 from ._errors import (
     CapacityExceeded,
     DataDirInUse,
@@ -42,6 +43,7 @@ from ._models import (
     parse_size,
 )
 from ._sandbox import Sandbox
+from ._survey import SandboxInfo, survey
 
 __all__ = [
     "CapacityExceeded",
@@ -69,12 +71,15 @@ __all__ = [
     "SandboxError",
     "SandboxExpired",
     "SandboxFile",
+    "SandboxInfo",
     "SandboxManager",
     "SandboxNotFound",
     "SandboxSpec",
     "SandboxStartError",
     "StreamOutput",
+    "disk_limits_unavailable",
     "labels_of",
     "parse_memory_limit",
     "parse_size",
+    "survey",
 ]

@@ -3,6 +3,7 @@
     Backend                         one per manager: the engine, and every sandbox's container in it
     ├── version() host() image_id()     is the engine there, how much memory it has, is the image there
     ├── available_memory()              how much of it is available now (for the warm pool)
+    ├── memory_used(container_id)       how much a container uses now
     ├── watch(label, on_event)          `die` and `oom` events of the containers with a label
     ├── list_managed(label)             the containers an earlier manager left, to adopt or remove
     ├── remove(container_id)            a container no sandbox owns any more
@@ -159,6 +160,10 @@ class Backend(Protocol):
 
     def available_memory(self) -> int | None:
         """Bytes of memory the engine's host has available now (a cheap read); None when not known here."""
+        ...
+
+    def memory_used(self, container_id: str) -> int | None:
+        """Bytes of memory a container uses now, as its limit counts them (a cheap read); None if unknown."""
         ...
 
     async def image_id(self, image: str) -> str | None: ...

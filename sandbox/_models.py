@@ -176,6 +176,10 @@ class Execution(_Frozen):
     message: str | None = None
     """For timeout, out-of-memory and kernel death: what happened and what it cost, in words."""
     execution_count: int | None = None
+    dropped_text_chars: int = 0
+    """Characters of stdout and stderr the output cap dropped (a marker in the text says where)."""
+    dropped_display_bytes: int = 0
+    """Bytes of results, displays and tracebacks the caps dropped (a note at the end says how many)."""
 
     @property
     def stdout(self) -> str:

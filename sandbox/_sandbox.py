@@ -103,6 +103,7 @@ class Sandbox:
         self._control_dir = config.control_dir / sandbox_id
         self._limit_disk = limit_disk
         self._files = FileStore(self._home / "data", config.user)
+        self._backend = backend
         self._box = backend.box(
             sandbox_id, self._control_dir, self._run_dir, config.kernel_start_timeout, config.max_message_bytes
         )
@@ -142,6 +143,15 @@ class Sandbox:
     @property
     def container_id(self) -> str | None:
         return self._box.id
+
+    def memory_used(self) -> int | None:
+        """Bytes of memory the sandbox uses now, as its memory limit counts them; None if not known here."""
+        return self._backend.memory_used(self._box.id) if self._box.id else None
+
+    @property
+    def from_pool(self) -> bool:
+        """Whether the warm pool made this sandbox before create() claimed it."""
+        return self._pooled is not None
 
     @property
     def labels(self) -> dict[str, str]:
@@ -252,6 +262,8 @@ class Sandbox:
                     state_kept=verdict.state_kept,
                     message=verdict.message or self._child_oom_message(oom_kills),
                     execution_count=count,
+                    dropped_text_chars=budget.dropped_chars,
+                    dropped_display_bytes=budget.dropped_rich_bytes,
                 )
             )
 

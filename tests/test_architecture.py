@@ -14,11 +14,15 @@ SANDBOX = GATEWAY.parent / "sandbox"
 LAYERS = {
     "_errors": 0,
     "_ids": 0,
+    "_logs": 0,
+    "_metrics": 0,
     "workspace": 1,
     "conversation": 2,
     "upstreams": 3,
     "wire": 4,
     "_limits": 5,
+    "_observe": 5,
+    "_ops": 5,
     "_settings": 5,
     "_app": 5,
     "_cli": 5,
@@ -52,7 +56,7 @@ def _modules() -> list[Path]:
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(GATEWAY)))
 def test_no_gateway_layer_imports_upward(path: Path) -> None:
-    """errors/ids < workspace < conversation < upstreams < wire < the app: imports go down, never up."""
+    """errors/ids/logs/metrics < workspace < conversation < upstreams < wire < the app: imports go down, never up."""
     own = _layer(".".join(path.relative_to(GATEWAY).with_suffix("").parts))
     upward = [name for name in _imports(path) if _layer(name) > own]
     assert upward == [], f"{path.relative_to(GATEWAY)} (layer {own}) imports upward: {upward}"
@@ -77,6 +81,7 @@ def _third_party(path: Path) -> set[str]:
         ("anthropic", {"gateway/upstreams/anthropic.py"}),
         ("google", {"gateway/upstreams/gemini.py"}),
         ("openai", {"gateway/upstreams/openai"}),
+        ("prometheus_client", {"gateway/_metrics.py"}),
     ],
 )
 def test_each_foreign_library_sits_behind_its_seam(library: str, seams: set[str]) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 from sandbox import DisplayOutput, ErrorOutput, Execution, ExecutionStatus, ResultOutput, StreamOutput
 
 from .._ids import new_hex_id
+from .._metrics import Metrics
 from ..workspace.containers import ContainerService
 from .editor import run_edit
 from .items import AssistantMessage, CallStatus, Citation, CodeCall, FunctionCall, Item, SystemMessage, WrittenFile
@@ -57,6 +58,14 @@ _STATUS = {
     ExecutionStatus.TIMEOUT: CallStatus.INCOMPLETE,
     ExecutionStatus.OUT_OF_MEMORY: CallStatus.FAILED,
     ExecutionStatus.KERNEL_DIED: CallStatus.FAILED,
+}
+# An execution's status as kernelgate_executions_total counts it.
+_METRIC_STATUS = {
+    ExecutionStatus.OK: "completed",
+    ExecutionStatus.ERROR: "error",
+    ExecutionStatus.TIMEOUT: "timeout",
+    ExecutionStatus.OUT_OF_MEMORY: "oom",
+    ExecutionStatus.KERNEL_DIED: "kernel_died",
 }
 
 
@@ -162,10 +171,17 @@ LoopEvent = (
 
 
 class ToolLoop:
-    def __init__(self, containers: ContainerService, execution_timeout: float | None, max_iterations: int) -> None:
+    def __init__(
+        self,
+        containers: ContainerService,
+        execution_timeout: float | None,
+        max_iterations: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._containers = containers
         self._timeout = execution_timeout
         self._max_iterations = max_iterations
+        self._metrics = metrics or Metrics()
 
     async def run(self, model: Model, run: Run) -> AsyncIterator[LoopEvent]:
         """Run turns of `model` until one answers without code; the code runs in `run.container_id`.
@@ -301,6 +317,7 @@ class ToolLoop:
         records = await self._containers.sync_files(container_id, paths) if paths else {}
         written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
         stdout, stderr, return_code = _streams(execution, tool)
+        self._count(tool, execution, return_code)
         return CodeCall(
             id=call_id,
             code=code,
@@ -315,6 +332,17 @@ class ToolLoop:
             images=execution.images,
             files=tuple(sorted(written, key=lambda f: f.path)),
         )
+
+    def _count(self, tool: str, execution: Execution, return_code: int) -> None:
+        status = _METRIC_STATUS[execution.status]
+        if status == "completed" and return_code != 0:
+            status = "error"  # a bash command that failed
+        self._metrics.executions.labels(tool, status).inc()
+        self._metrics.execution_seconds.labels(tool, status).observe(execution.duration)
+        if execution.dropped_text_chars:
+            self._metrics.output_dropped.labels("text").inc(execution.dropped_text_chars)
+        if execution.dropped_display_bytes:
+            self._metrics.output_dropped.labels("display").inc(execution.dropped_display_bytes)
 
     async def _edit(self, call_id: str, arguments: str, container_id: str) -> CodeCall:
         edit = await run_edit(self._containers.sandbox(container_id), arguments)

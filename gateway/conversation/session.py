@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import JsonValue
 
 from .._errors import InvalidRequest
+from .._logs import bind
 from ..workspace.containers import ContainerService
 from ..workspace.records import ContainerStatus, NetworkPolicy, ResponseRecord
 from ..workspace.store import Store
@@ -278,6 +279,7 @@ class SessionService:
     async def start(self, request: SessionRequest, check: Callable[[list[Item]], None] = lambda items: None) -> Session:
         """Look the model up, load the history (`check` sees it whole), choose the container, add the
         files, and start the loop; nothing runs until the events are read."""
+        bind(response_id=request.id)
         model = await self._models.model(request.model)
         if request.conversation is not None and request.previous is not None:
             msg = (
@@ -295,6 +297,7 @@ class SessionService:
         check(items)
         container_id = await self._container(request, items, reuse)
         if container_id is not None:
+            bind(container_id=container_id)
             # The auto tool's files (a new container has them already) and the input's, once each.
             auto_files = request.container.file_ids if isinstance(request.container, AutoContainer) else ()
             for file_id in dict.fromkeys([*auto_files, *request.file_ids]):

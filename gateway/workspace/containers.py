@@ -20,6 +20,8 @@ from sandbox import Sandbox, SandboxError, SandboxExpired, SandboxFile, SandboxM
 
 from .._errors import ContainerExpired, CursorNotFound, InvalidRequest, NotFound
 from .._ids import new_container_file_id, new_container_id
+from .._logs import bind
+from .._metrics import Metrics
 from .files import FileService, clean_filename
 from .records import ContainerFileRecord, ContainerRecord, ContainerStatus, NetworkPolicy, Page
 from .store import Order, Store
@@ -32,8 +34,16 @@ CONTAINER_LABEL = "container_id"
 
 
 class ContainerService:
-    def __init__(self, manager: SandboxManager, store: Store, files: FileService, minute_seconds: float) -> None:
+    def __init__(
+        self,
+        manager: SandboxManager,
+        store: Store,
+        files: FileService,
+        minute_seconds: float,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._manager = manager
+        self._metrics = metrics or Metrics()
         self._minute = minute_seconds
         self._store = store
         self._files = files
@@ -62,7 +72,11 @@ class ContainerService:
             idle_timeout=expires_after_minutes * self._minute,
             labels={CONTAINER_LABEL: container_id},
         )
+        started = time.perf_counter()
         sandbox = await self._manager.create(spec)
+        source = "pool" if sandbox.from_pool else "cold"
+        self._metrics.container_starts.labels(source).inc()
+        self._metrics.container_start_seconds.labels(source).observe(time.perf_counter() - started)
         record = ContainerRecord(
             id=container_id,
             name=name,
@@ -94,6 +108,7 @@ class ContainerService:
         record = self._store.get_container(container_id)
         if record is None:
             raise NotFound(container_id, kind="Container", param="container_id")
+        bind(container_id=container_id)
         sandbox = self._live(record)
         if sandbox is None:
             return self._store.get_container(container_id) or record, None
@@ -134,8 +149,12 @@ class ContainerService:
 
     def owned_sandboxes(self) -> set[str]:
         """The ids of the live sandboxes a running container owns: what a restart keeps."""
-        live = (self._live(record) for record in self._store.running_containers())
-        return {sandbox.id for sandbox in live if sandbox is not None}
+        return {sandbox.id for _, sandbox in self.running()}
+
+    def running(self) -> list[tuple[ContainerRecord, Sandbox]]:
+        """The running containers with their sandboxes (no activity counted)."""
+        pairs = ((record, self._live(record)) for record in self._store.running_containers())
+        return [(record, sandbox) for record, sandbox in pairs if sandbox is not None]
 
     def expires_at(self, container_id: str) -> int | None:
         """When the running container expires if nothing uses it (Unix seconds); None once it has."""

@@ -269,7 +269,7 @@ class DockerBackend:
         A cheap file read (no Docker call). None when the cgroup is not visible here: the engine is
         remote, or the container has stopped.
         """
-        for path in _cgroup_oom_files(container_id):
+        for path in _cgroup_files(container_id, "memory.oom_control", "memory.events"):
             try:
                 text = path.read_text()
             except OSError:
@@ -278,6 +278,16 @@ class DockerBackend:
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)
+        return None
+
+    def memory_used(self, container_id: str) -> int | None:
+        """Bytes of memory the container's cgroup uses now (what its limit counts), read from the host;
+        None when the cgroup is not visible here (a remote engine, a stopped container)."""
+        for path in _cgroup_files(container_id, "memory.usage_in_bytes", "memory.current"):
+            try:
+                return int(path.read_text())
+            except (OSError, ValueError):
+                continue
         return None
 
     async def watch(self, label: str, on_event: Callable[[ContainerEvent], None]) -> EventWatch:
@@ -314,14 +324,14 @@ class DockerBackend:
             self._client.close()
 
 
-def _cgroup_oom_files(container_id: str) -> tuple[Path, ...]:
-    """Where the cgroup's OOM counter lives: v1 with cgroupfs or systemd, then v2."""
+def _cgroup_files(container_id: str, v1: str, v2: str) -> tuple[Path, ...]:
+    """Where a file of the container's memory cgroup lives: v1 with cgroupfs or systemd, then v2."""
     root = Path("/sys/fs/cgroup")
     return (
-        root / "memory" / "docker" / container_id / "memory.oom_control",
-        root / "memory" / "system.slice" / f"docker-{container_id}.scope" / "memory.oom_control",
-        root / "docker" / container_id / "memory.events",
-        root / "system.slice" / f"docker-{container_id}.scope" / "memory.events",
+        root / "memory" / "docker" / container_id / v1,
+        root / "memory" / "system.slice" / f"docker-{container_id}.scope" / v1,
+        root / "docker" / container_id / v2,
+        root / "system.slice" / f"docker-{container_id}.scope" / v2,
     )
 
 
