@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -23,6 +25,8 @@ from ._app import create_app
 from ._settings import Settings
 
 __all__ = ["SandboxLeak", "remove_sandboxes", "run_app", "serve"]
+
+T = TypeVar("T")
 
 
 class SandboxLeak(AssertionError):
@@ -49,7 +53,7 @@ def serve(settings: Settings, *, port: int = 0, startup_timeout: float = 60.0, p
     finally:
         if purge:
             with contextlib.suppress(DockerUnavailable):  # no engine: it holds no sandbox of ours
-                removed = asyncio.run(remove_sandboxes(settings))
+                removed = _run_apart(lambda: asyncio.run(remove_sandboxes(settings)))
                 left = app.state.gateway.left_sandboxes if hasattr(app.state, "gateway") else set()
                 unowned = sorted(set(removed) - left)
                 if unowned:
@@ -76,6 +80,13 @@ def run_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, startup_timeou
     finally:
         server.should_exit = True
         thread.join(startup_timeout)
+
+
+def _run_apart(work: Callable[[], T]) -> T:
+    """Run `work` in a thread of its own: the caller's thread may be running an event loop (a test's,
+    or a browser driver's), in which asyncio.run cannot start."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kernelgate-test-cleanup") as thread:
+        return thread.submit(work).result()
 
 
 async def remove_sandboxes(settings: Settings) -> list[str]:
