@@ -218,22 +218,30 @@ class SandboxManager:
         pooled = self._pool.take(spec)
         if pooled is not None:
             return await self._claim(pooled, spec)
-        sandbox = Sandbox(
-            f"sbx_{secrets.token_hex(12)}", spec, self.config, self._runtime, time.time(), limit_disk=self._limit_disk
-        )
+        sandbox = self._new_sandbox(spec)
         self._sandboxes[sandbox.id] = sandbox
-        starting = asyncio.ensure_future(sandbox._create())
+        await self._started(sandbox, sandbox._create())
+        sandbox._save_activity()  # its deadline, should this process die before the reaper runs
+        return sandbox
+
+    def _new_sandbox(self, spec: SandboxSpec, pooled: str | None = None) -> Sandbox:
+        sandbox_id = f"sbx_{secrets.token_hex(12)}"
+        return Sandbox(
+            sandbox_id, spec, self.config, self._runtime, time.time(), limit_disk=self._limit_disk, pooled=pooled
+        )
+
+    async def _started(self, sandbox: Sandbox, start: Coroutine[Any, Any, None]) -> None:
+        """Run `start` to its end; a failed start's sandbox is removed, and if the caller goes away
+        mid-start the start still finishes and what it made is removed after."""
+        starting = asyncio.ensure_future(start)
         try:
             await asyncio.shield(starting)
         except asyncio.CancelledError:
-            # The caller went away mid-start: let the start finish, then remove what it made.
             self._spawn(self._end_after(starting, sandbox))
             raise
         except BaseException:
-            await self._end(sandbox, expired=False)
+            await self._end_any(sandbox)
             raise
-        sandbox._save_activity()  # its deadline, should this process die before the reaper runs
-        return sandbox
 
     async def _claim(self, sandbox: Sandbox, spec: SandboxSpec) -> Sandbox:
         """Bind a ready pool sandbox to `spec`: its id, its lifetime and labels, its files."""
@@ -252,15 +260,7 @@ class SandboxManager:
 
     async def _make_pooled(self, tier: str) -> Sandbox:
         """A new sandbox for the pool, started and warmed; removed if that fails or is cancelled."""
-        sandbox = Sandbox(
-            f"sbx_{secrets.token_hex(12)}",
-            SandboxSpec(memory_limit=tier),
-            self.config,
-            self._runtime,
-            time.time(),
-            limit_disk=self._limit_disk,
-            pooled="true",
-        )
+        sandbox = self._new_sandbox(SandboxSpec(memory_limit=tier), pooled="true")
         self._unclaimed[sandbox.id] = sandbox
 
         async def start() -> None:
@@ -270,15 +270,7 @@ class SandboxManager:
                 log.warning("A pooled kernel's warm imports failed (KERNELGATE_WARM_IMPORTS?): %s", error)
             sandbox._save_activity()
 
-        starting = asyncio.ensure_future(start())
-        try:
-            await asyncio.shield(starting)
-        except asyncio.CancelledError:
-            self._spawn(self._end_after(starting, sandbox))
-            raise
-        except BaseException:
-            await self._end_pooled(sandbox)
-            raise
+        await self._started(sandbox, start())
         return sandbox
 
     def _discard_pooled(self, sandbox: Sandbox) -> None:
@@ -389,6 +381,10 @@ class SandboxManager:
     async def _end_after(self, starting: asyncio.Future[None], sandbox: Sandbox) -> None:
         with contextlib.suppress(BaseException):
             await starting
+        await self._end_any(sandbox)
+
+    async def _end_any(self, sandbox: Sandbox) -> None:
+        """Remove a sandbox, live or the pool's."""
         if sandbox.id in self._unclaimed:
             await self._end_pooled(sandbox)
         else:
