@@ -171,8 +171,8 @@ async def playground() -> HTMLResponse:
 
 async def kernelgate_status(request: Request) -> JSONResponse:
     """What the OpenAI-shaped APIs do not say: the model names to pick from (kernelgate/exec, and a
-    `Name/` prefix per provider with its key set), each running container's memory in use and expiry
-    (Unix seconds), and the warm pool's ready sandboxes per memory limit."""
+    `Name/` prefix per provider with its key set) and where any other name goes, each running container's
+    memory in use and expiry (Unix seconds), and the warm pool's ready sandboxes per memory limit."""
     gateway = Gateway.of(request.app)
     containers = [
         {
@@ -184,7 +184,12 @@ async def kernelgate_status(request: Request) -> JSONResponse:
         }
         for record, sandbox in gateway.containers.running()
     ]
-    body = {"models": gateway.models.names(), "containers": containers, "pool": gateway.manager.pool_sizes()}
+    body = {
+        "models": gateway.models.names(),
+        "default_upstream": gateway.models.default_upstream(),
+        "containers": containers,
+        "pool": gateway.manager.pool_sizes(),
+    }
     return JSONResponse(body)
 
 

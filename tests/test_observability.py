@@ -158,3 +158,20 @@ def _wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
     msg = "the gateway did not come up"
     raise AssertionError(msg)
+
+
+def test_kernelgate_status_says_what_the_openai_shapes_do_not(data_dir: Path) -> None:
+    """GET /kernelgate/v1/status: the names to pick from and where other names go, each running
+    container's memory in use and expiry, the pool."""
+    settings = gateway_settings(data_dir, upstream_base_url="http://127.0.0.1:9/v1", pool={"1g": 1})
+    with serve(settings) as base_url:
+        made = sdk_for(base_url).containers.create(name="measured")
+        status = httpx.get(f"{base_url}/kernelgate/v1/status", timeout=30).json()
+    assert status["models"] == ["kernelgate/exec"]  # the built-in providers have no keys here
+    assert status["default_upstream"] == "http://127.0.0.1:9/v1 (chat API)"
+    (container,) = status["containers"]
+    assert container["id"] == made.id
+    assert container["memory_limit"] == "1g"
+    assert 10 * 1024**2 < container["memory_used_bytes"] < 1024**3  # a live kernel's, from its cgroup
+    assert abs(container["expires_at"] - (time.time() + 20 * 60)) < 60
+    assert set(status["pool"]) == {"1g"}

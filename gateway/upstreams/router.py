@@ -61,6 +61,10 @@ class ModelRouter:
             self._default = Provider(base_url="http://cassette.invalid/v1", api=default_api)
         self._upstreams: dict[str, Upstream] = {}
 
+    def default_upstream(self) -> str | None:
+        """Where names without a known prefix go (`<base URL> (<api> API)`), or None when nowhere."""
+        return f"{self._default.base_url} ({self._default.api} API)" if self._default is not None else None
+
     def names(self) -> list[str]:
         """What a client may name: kernelgate/exec, and `Name/` for each named provider with its key (a
         prefix: the provider's own model names follow it)."""
