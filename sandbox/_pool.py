@@ -144,10 +144,17 @@ class Pool:
                 await self._executions_first()
                 try:
                     sandbox = await self._make(tier)
-                except (SandboxError, OSError) as exc:
+                except Exception as exc:  # the pool must outlive any failure: it retries
                     failures += 1
                     delay = min(_RETRY_MAX, _RETRY_FIRST * 2 ** (failures - 1))
-                    log.warning("The warm pool could not make a %s sandbox (%s); next try in %g s", tier, exc, delay)
+                    expected = isinstance(exc, SandboxError | OSError)  # Docker down, image gone, disk full
+                    log.warning(
+                        "The warm pool could not make a %s sandbox (%s); next try in %g s",
+                        tier,
+                        exc,
+                        delay,
+                        exc_info=not expected,
+                    )
                     await asyncio.sleep(delay)
                     continue
                 failures = 0

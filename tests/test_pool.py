@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from gateway import Settings, SettingsError
-from sandbox import Sandbox, SandboxManager, SandboxNotFound, SandboxSpec, labels_of
+from sandbox import ImageNotFound, Sandbox, SandboxManager, SandboxNotFound, SandboxSpec, labels_of
 from sandbox.backends.docker import DockerBackend
 
 from .conftest import IMAGE, RUNTIME, config_for, container_of, labelled, until
@@ -276,3 +276,16 @@ def test_the_gateway_hands_out_its_pool_as_containers(
     assert labels_of(container.labels)["kernelgate.label.container_id"] == made.id
     assert made.id in {c.id for c in client.containers.list(limit=100)}
     client.containers.delete(made.id)
+
+
+async def test_a_pool_that_cannot_make_sandboxes_says_why_and_leaks_nothing(
+    data_dir: Path, docker_client: docker.DockerClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the image gone the pool logs the reason and retries later; creates fail as they would cold."""
+    async with SandboxManager(config_for(data_dir, pool={TIER: 1}, image="kernelgate/kernel:missing")) as manager:
+        await until(lambda: "could not make a 256m sandbox" in caplog.text)
+        assert "kernelgate/kernel:missing" in caplog.text
+        assert manager.pool_sizes() == {TIER: 0}
+        with pytest.raises(ImageNotFound):
+            await manager.create(SandboxSpec(memory_limit=TIER))
+    assert labelled(docker_client, f"kernelgate.data_dir={data_dir}") == []
