@@ -22,6 +22,31 @@ async def test_timeout_interrupts_and_keeps_variables(sandbox: Sandbox) -> None:
     assert after.result.text == "'yes'"
 
 
+async def test_timeout_stops_the_processes_the_code_started(sandbox: Sandbox) -> None:
+    """The interrupt reaches the code's own subprocesses, as Ctrl-C reaches a terminal's foreground
+    group; the watchdog that stops an abandoned sandbox is in a group of its own and lives on."""
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        "grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        "time.sleep(300)"
+    )
+    execution = await sandbox.execute(code, timeout=1)
+    assert execution.status is ExecutionStatus.TIMEOUT
+    assert execution.state_kept
+    check = (
+        "import os, time\n"
+        "for _ in range(50):\n"
+        "    if child.poll() is not None and grandchild.poll() is not None:\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "cmds = [open(f'/proc/{p}/cmdline', 'rb').read() for p in os.listdir('/proc') if p.isdigit()]\n"
+        "print(child.poll(), grandchild.poll() is not None, sum(b'watchdog' in c for c in cmds))"
+    )
+    after = await sandbox.execute(check)
+    assert after.stdout == "-2 True 1\n", after
+
+
 async def test_timeout_restarts_a_kernel_that_ignores_the_interrupt(sandbox: Sandbox) -> None:
     """Code that swallows KeyboardInterrupt is stopped by a restart, and the result says state is gone."""
     await sandbox.execute("lost = 1")

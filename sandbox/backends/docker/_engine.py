@@ -177,7 +177,9 @@ class DockerBackend:
                 name=spec.name,
                 labels={MANAGED_LABEL: "true", **spec.labels},
                 user=spec.user,
-                environment=spec.environment,
+                # docker-init (tini) hands the interrupt to the kernel's whole process group, as Ctrl-C in a
+                # terminal: the code's subprocesses stop with it (the watchdog has a group of its own).
+                environment={**spec.environment, "TINI_KILL_PROCESS_GROUP": "1"},
                 hostname="sandbox",
                 working_dir="/mnt/data",
                 host_config=host_config,
