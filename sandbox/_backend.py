@@ -73,7 +73,8 @@ class ContainerSpec:
     runtime: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     cpu_weight: int | None = None
-    """Its share of the CPU under contention, relative to a live sandbox's 1024; None is a live sandbox's."""
+    """Its share of the CPU under contention, relative to a live sandbox's 1024; None is a live sandbox's.
+    A backend whose runtime cannot change it later (`set_cpu_weight`) ignores it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ class ContainerInfo:
     running: bool
     exit_code: int
     oom_killed: bool
+    runtime: str | None = None
+    """The engine's runtime for it (None: the engine's default)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import json
+import logging
 import math
 import os
 import shutil
@@ -42,6 +43,8 @@ from ._models import (
 )
 
 __all__ = ["CLAIMED", "CLAIM_FILE", "Sandbox", "remove_home"]
+
+log = logging.getLogger("kernelgate.sandbox")
 
 _DISK_IMAGE = "data.img"
 # Beside a sandbox's files in its home (the code sees only data/): the pool's marks.
@@ -588,8 +591,11 @@ class Sandbox:
     async def _prioritize(self) -> None:
         """Give a claimed pool sandbox a live sandbox's share of the CPU (in the background: a claim waits
         for no Docker call)."""
-        with contextlib.suppress(SandboxError):
+        try:
             await self._box.set_cpu_weight(None)
+        except SandboxError as exc:  # it runs on, at the pool's low weight: slower only under contention
+            if self._ended is None:
+                log.warning("Sandbox %s keeps the pool's low CPU weight: %s", self.id, exc)
 
     async def _destroy(self, reason: SandboxError) -> None:
         """Remove the container and every file; later use raises `reason`."""

@@ -19,12 +19,18 @@ from ..._kernel import KernelClient, clear_run_dir, read_connection_file, write_
 if TYPE_CHECKING:
     from ._engine import DockerBackend
 
-__all__ = ["KernelContainer"]
+__all__ = ["KernelContainer", "reweighable"]
 
 # A kernel that died of SIGKILL, and how long to wait for Docker to say whether the OOM killer sent it.
 _SIGKILLED = 137
 _OOM_REPORT_WAIT = 1.0
 _DEFAULT_CPU_SHARES = 1024
+
+
+def reweighable(runtime: str | None) -> bool:
+    """Whether a running container's CPU shares can be changed: runc's can (`docker update`); gVisor's
+    runsc has no `update`, so its pooled sandboxes boot at a live sandbox's weight instead."""
+    return runtime in (None, "runc")
 
 
 class KernelContainer:
@@ -51,6 +57,7 @@ class KernelContainer:
         self._start_timeout = start_timeout
         self._max_message_bytes = max_message_bytes
         self._connection: dict[str, Any] = {}
+        self._runtime_name: str | None = None
 
     def notify(self, action: str) -> None:
         """A Docker event for this container (called on the event loop)."""
@@ -62,6 +69,7 @@ class KernelContainer:
     async def start(self, spec: ContainerSpec, owner: tuple[int, int] | None) -> None:
         """Write the connection file, run the container and wait for its kernel."""
         self._connection = write_connection_file(self._control_dir, self._run_dir, owner)
+        self._runtime_name = spec.runtime
         self.id = await self._runtime.run(spec, self._run_dir, self._control_dir)
         await self._connect()
 
@@ -71,6 +79,7 @@ class KernelContainer:
         Raises SandboxStartError when its connection file is unreadable or its kernel does not answer.
         """
         self.id = info.id
+        self._runtime_name = info.runtime
         try:
             self._connection = read_connection_file(self._control_dir, self._run_dir)
         except (OSError, ValueError) as exc:
@@ -128,7 +137,8 @@ class KernelContainer:
 
     async def set_cpu_weight(self, weight: int | None) -> None:
         assert self.id is not None
-        await self._runtime.set_cpu_shares(self.id, weight or _DEFAULT_CPU_SHARES)
+        if reweighable(self._runtime_name):
+            await self._runtime.set_cpu_shares(self.id, weight or _DEFAULT_CPU_SHARES)
 
     def close_kernel(self) -> None:
         if self.kernel is not None:

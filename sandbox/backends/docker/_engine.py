@@ -27,7 +27,7 @@ from ..._backend import ContainerEvent, ContainerGone, ContainerInfo, ContainerS
 from ..._errors import DockerUnavailable, ImageNotFound, SandboxError
 from ..._kernel import CONTAINER_CONTROL_DIR, CONTAINER_RUN_DIR
 from ..._labels import MANAGED_LABEL
-from ._box import KernelContainer
+from ._box import KernelContainer, reweighable
 
 __all__ = ["DockerBackend", "EventWatch"]
 
@@ -156,7 +156,7 @@ class DockerBackend:
                 mem_limit=spec.memory_bytes,
                 memswap_limit=spec.memory_bytes,
                 nano_cpus=int(spec.cpus * 1e9),
-                cpu_shares=spec.cpu_weight,
+                cpu_shares=spec.cpu_weight if reweighable(spec.runtime) else None,
                 pids_limit=spec.pids_limit,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -362,4 +362,5 @@ def _info(raw: dict[str, Any]) -> ContainerInfo:
         running=bool(state["Running"]),
         exit_code=int(state.get("ExitCode", 0)),
         oom_killed=bool(state.get("OOMKilled", False)),
+        runtime=raw.get("HostConfig", {}).get("Runtime") or None,
     )
