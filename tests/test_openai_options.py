@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,9 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from gateway.testing import serve
+
+from .conftest import gateway_settings, sdk_for
 from .responses import AUTO, OUTPUTS, RUNS_UNTIL_STOPPED, calls, logs, tools_for, wait_until_started
 
 
@@ -232,6 +237,54 @@ def test_a_background_response_streams_to_its_end(client: openai.OpenAI) -> None
     assert events[-1].type == "response.completed"
     final = client.responses.retrieve(events[-1].response.id)
     assert (final.status, [logs(call) for call in calls(final)]) == ("completed", ["bg\n"])
+
+
+def test_a_lost_background_stream_resumes_where_it_stopped(client: openai.OpenAI) -> None:
+    """GET /v1/responses/{id}?stream=true&starting_after=n: the events after n and the live ones to the
+    end, numbered on from where the client stopped; after the end, the whole stream again."""
+    code = "import time\nprint('one', flush=True)\ntime.sleep(1.5)\nprint('two')"
+    first = []
+    with client.responses.create(
+        model="kernelgate/exec", input=code, tools=AUTO, background=True, stream=True, include=OUTPUTS
+    ) as stream:
+        for event in stream:
+            first.append(event)
+            if event.type == "response.code_interpreter_call.interpreting":
+                break  # the client goes away while the code runs
+    assert first[0].type == "response.created"
+    response_id, stopped = first[0].response.id, first[-1].sequence_number
+    resumed = list(client.responses.retrieve(response_id, stream=True, starting_after=stopped))
+    assert [event.sequence_number for event in resumed] == list(range(stopped + 1, stopped + 1 + len(resumed)))
+    assert resumed[-1].type == "response.completed"
+    assert [logs(call) for call in calls(resumed[-1].response)] == ["one\ntwo\n"]
+    whole = list(client.responses.retrieve(response_id, stream=True))
+    assert [event.sequence_number for event in whole] == list(range(len(whole)))
+    assert [event.model_dump() for event in whole] == [event.model_dump() for event in [*first, *resumed]]
+    plain = client.responses.create(model="kernelgate/exec", input="1", tools=AUTO)
+    with pytest.raises(openai.BadRequestError, match="background=true"):
+        client.responses.retrieve(plain.id, stream=True)
+
+
+def test_a_background_stream_is_replayed_after_a_restart(data_dir: Path) -> None:
+    """Its live events are gone with the process: the stored response, item by item, numbered from 0."""
+    settings = gateway_settings(data_dir)
+    with serve(settings, purge=False) as base_url:
+        sdk = sdk_for(base_url)
+        started = sdk.responses.create(
+            model="kernelgate/exec", input="print('kept')", tools=AUTO, background=True, include=OUTPUTS
+        )
+        while sdk.responses.retrieve(started.id).status == "in_progress":
+            time.sleep(0.05)
+    with serve(settings) as base_url:
+        replayed = list(sdk_for(base_url).responses.retrieve(started.id, stream=True))
+        tail = list(sdk_for(base_url).responses.retrieve(started.id, stream=True, starting_after=3))
+    kinds = [event.type for event in replayed]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert kinds[2:-1] == ["response.output_item.added", "response.output_item.done"] * ((len(kinds) - 3) // 2)
+    assert [event.sequence_number for event in replayed] == list(range(len(replayed)))
+    assert [logs(call) for call in calls(replayed[-1].response)] == ["kept\n"]  # type: ignore[union-attr]
+    assert [event.model_dump() for event in tail] == [event.model_dump() for event in replayed[4:]]
 
 
 def test_a_conversation_carries_items_and_the_container(client: openai.OpenAI) -> None:

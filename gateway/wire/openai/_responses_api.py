@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -74,7 +75,7 @@ async def create_response(body: CreateResponseRequest, request: Request, session
     session = await sessions.start(session_request, check_function_calls)
     finish = _Finisher(session, body.echo(), body.keep)
     if body.background:
-        return await _detached(sessions, session, finish, stream=body.stream is True)
+        return await _detached(request, sessions, session, finish, stream=body.stream is True)
     # Until the model's first event nothing has been said: an upstream failure is then an HTTP error
     # (ModelError's handler), which the client's SDK retries as it would OpenAI's.
     events = await while_connected(request, session.opened())
@@ -132,10 +133,30 @@ def _container(tool: CodeInterpreterTool) -> str | AutoContainer:
     )
 
 
-@router.get("/{response_id}", summary="Retrieve a stored response")
-async def retrieve_response(response_id: str, sessions: Sessions) -> JSONResponse:
+@router.get("/{response_id}", summary="Retrieve a stored response; a background one may be streamed")
+async def retrieve_response(
+    response_id: str,
+    request: Request,
+    sessions: Sessions,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=-1)] = None,
+) -> Any:
+    """With `stream=true`, a background response's events after `starting_after` (a sequence number),
+    then live ones until it ends: a client that lost its stream resumes where it stopped."""
     stored = _stored(sessions, response_id)
-    return JSONResponse(render_response(stored))
+    if not stream:
+        return JSONResponse(render_response(stored))
+    if not stored.background:
+        msg = "Only responses created with background=true can be streamed with GET; this one was not."
+        raise InvalidRequest(msg, "stream")
+    after = -1 if starting_after is None else starting_after
+    log_of = _EventLogs.of(request).get(response_id)
+    if log_of is not None:
+        return StreamingResponse(_sse(log_of.read(after)), media_type="text/event-stream")
+    # Its live events are gone (a restart, or it ended long ago): the finished response, item by item.
+    builder = ResponseBuilder(stored.id, stored.created_at, stored.parameters)
+    replay = [event for event in builder.replay(stored) if event["sequence_number"] > after]
+    return StreamingResponse(_sse(_each(replay)), media_type="text/event-stream")
 
 
 @router.get("/{response_id}/input_items", summary="The input items of a stored response")
@@ -213,47 +234,105 @@ class _Finisher:
         return self(status=Outcome.IN_PROGRESS)
 
 
-_Relayed = LoopEvent | StoredResponse
+class _EventLog:
+    """A background response's wire events as they happen (event i has sequence_number i), for any
+    number of readers, each from its own starting point to the end."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.ended = False
+        self._changed = asyncio.Event()
+
+    def add(self, events: Iterable[dict[str, Any]]) -> None:
+        self.events.extend(events)
+        self._wake()
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def read(self, after: int) -> AsyncIterator[dict[str, Any]]:
+        index = after + 1
+        while True:
+            changed = self._changed
+            while index < len(self.events):
+                yield self.events[index]
+                index += 1
+            if self.ended:
+                return
+            await changed.wait()
 
 
-async def _detached(sessions: SessionService, session: Session, finish: _Finisher, stream: bool) -> Any:
-    """A background response: it runs apart from this request (which may stream it, and may go away)."""
+class _EventLogs:
+    """The app's event logs of background responses: every running one, and the latest that ended."""
+
+    KEPT = 8
+    """Logs of ended responses kept; an older one is replayed from its stored response instead."""
+
+    def __init__(self) -> None:
+        self._logs: OrderedDict[str, _EventLog] = OrderedDict()
+
+    @classmethod
+    def of(cls, request: Request) -> _EventLogs:
+        state = request.app.state
+        if not hasattr(state, "openai_event_logs"):
+            state.openai_event_logs = cls()
+        logs: _EventLogs = state.openai_event_logs
+        return logs
+
+    def open(self, response_id: str) -> _EventLog:
+        self._logs[response_id] = log_of = _EventLog()
+        ended = [key for key, kept in self._logs.items() if kept.ended]
+        for key in ended[: max(0, len(ended) - self.KEPT)]:
+            del self._logs[key]
+        return log_of
+
+    def get(self, response_id: str) -> _EventLog | None:
+        return self._logs.get(response_id)
+
+
+async def _detached(
+    request: Request, sessions: SessionService, session: Session, finish: _Finisher, stream: bool
+) -> Any:
+    """A background response: it runs apart from this request (which may stream it, and may go away, and
+    any request may stream it again with GET: its events are logged as they happen)."""
     started = finish.progress()
-    relay: asyncio.Queue[_Relayed] | None = asyncio.Queue() if stream else None
-    sessions.detach(session, _run_detached(session, finish, relay))
-    if relay is None:
-        return JSONResponse(render_response(started))
+    events = _EventLogs.of(request).open(session.id)
     builder = ResponseBuilder(session.id, session.created_at, finish.parameters)
-    return StreamingResponse(_relayed(builder, relay), media_type="text/event-stream")
+    events.add(builder.opening())
+    sessions.detach(session, _run_detached(session, finish, builder, events))
+    if not stream:
+        return JSONResponse(render_response(started))
+    return StreamingResponse(_sse(events.read(-1)), media_type="text/event-stream")
 
 
-async def _run_detached(session: Session, finish: _Finisher, relay: asyncio.Queue[_Relayed] | None) -> None:
+async def _run_detached(session: Session, finish: _Finisher, builder: ResponseBuilder, events: _EventLog) -> None:
     failure, status = None, None
     try:
         async for event in session.events:
-            if relay is not None:
-                relay.put_nowait(event)
+            events.add(builder.on(event))
             if isinstance(event, CallFinished | MessageFinished | FunctionCallMade):
                 finish.progress()
     except asyncio.CancelledError:
         status = Outcome.CANCELLED
     except Exception as exc:  # noqa: BLE001  # every failure ends the response; _failure logs the unexpected
         failure = _failure(exc, session.id)
-    final = finish(failure, status)
-    if relay is not None:
-        relay.put_nowait(final)
+    events.add([builder.closing(finish(failure, status))])
+    events.end()
 
 
-async def _relayed(builder: ResponseBuilder, relay: asyncio.Queue[_Relayed]) -> AsyncIterator[str]:
-    for event in builder.opening():
+async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    async for event in events:
         yield sse(event)
-    while True:
-        item = await relay.get()
-        if isinstance(item, StoredResponse):
-            yield sse(builder.closing(item))
-            return
-        for event in builder.on(item):
-            yield sse(event)
+
+
+async def _each(events: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for event in events:
+        yield event
 
 
 async def _stream(builder: ResponseBuilder, events: AsyncIterator[LoopEvent], finish: _Finisher) -> AsyncIterator[str]:

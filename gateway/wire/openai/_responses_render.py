@@ -298,6 +298,15 @@ class ResponseBuilder:
         yield self._item_event("response.content_part.done", message.id, content_index=0, part=part)
         yield self._event("response.output_item.done", output_index=self._index, item=self.output[self._index])
 
+    def replay(self, finished: StoredResponse) -> Iterator[dict[str, Any]]:
+        """The events of a finished response whose live events are gone: its opening, each output item
+        added and done (whole: no deltas), and its end."""
+        yield from self.opening()
+        for index, item in enumerate(render_response(finished)["output"]):
+            yield self._event("response.output_item.added", output_index=index, item=item)
+            yield self._event("response.output_item.done", output_index=index, item=item)
+        yield self.closing(finished)
+
     def closing(self, finished: StoredResponse) -> dict[str, Any]:
         """The last event: response.completed, response.incomplete or response.failed, with the response."""
         # OpenAI has no response.cancelled event: a cancelled background stream ends as failed, status cancelled.
