@@ -307,15 +307,11 @@ class ToolLoop:
     async def _execute(
         self, call_id: str, code: str, container_id: str, tool: Literal["python", "bash", "text_editor"] = "python"
     ) -> CodeCall:
-        sandbox = self._containers.sandbox(container_id)
         if tool == "text_editor":
             return await self._edit(call_id, code, container_id)
+        sandbox = self._containers.sandbox(container_id)
         execution = await sandbox.execute(code if tool == "python" else _bash(code), timeout=self._timeout)
-        # Most calls write nothing: then the records wait for the next listing to catch up (two thread
-        # hops, a scan of /mnt/data and the store's query saved on every such call: ~0.5 ms).
-        paths = [f.path for f in execution.files]
-        records = await self._containers.sync_files(container_id, paths) if paths else {}
-        written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
+        written = await self._written(container_id, [f.path for f in execution.files])
         stdout, stderr, return_code = _streams(execution, tool)
         self._count(tool, execution, return_code)
         return CodeCall(
@@ -330,8 +326,17 @@ class ToolLoop:
             raised=execution.status is ExecutionStatus.ERROR or return_code != 0,
             logs=logs_of(execution) if tool == "python" else stdout + stderr + _exit_note(return_code),
             images=execution.images,
-            files=tuple(sorted(written, key=lambda f: f.path)),
+            files=written,
         )
+
+    async def _written(self, container_id: str, paths: list[str]) -> tuple[WrittenFile, ...]:
+        """The files a call wrote, by path, each with its container file record. Most calls write nothing:
+        then the records wait for the next listing to catch up (two thread hops, a scan of /mnt/data and
+        the store's query saved on every such call: ~0.5 ms)."""
+        if not paths:
+            return ()
+        records = await self._containers.sync_files(container_id, paths)
+        return tuple(sorted((WrittenFile(file_id=r.id, path=r.path) for r in records.values()), key=lambda f: f.path))
 
     def _count(self, tool: str, execution: Execution, return_code: int) -> None:
         status = _METRIC_STATUS[execution.status]
@@ -346,10 +351,7 @@ class ToolLoop:
 
     async def _edit(self, call_id: str, arguments: str, container_id: str) -> CodeCall:
         edit = await run_edit(self._containers.sandbox(container_id), arguments)
-        written: tuple[WrittenFile, ...] = ()
-        if edit.changed:
-            records = await self._containers.sync_files(container_id, [edit.file])
-            written = tuple(WrittenFile(file_id=r.id, path=r.path) for r in records.values())
+        written = await self._written(container_id, [edit.file] if edit.changed else [])
         failed = edit.error_code is not None
         return CodeCall(
             id=call_id,
