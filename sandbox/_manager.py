@@ -225,9 +225,12 @@ class SandboxManager:
         return sandbox
 
     def _new_sandbox(self, spec: SandboxSpec, pooled: str | None = None) -> Sandbox:
-        sandbox_id = f"sbx_{secrets.token_hex(12)}"
+        return self._sandbox(f"sbx_{secrets.token_hex(12)}", spec, time.time(), pooled)
+
+    def _sandbox(self, sandbox_id: str, spec: SandboxSpec, created_at: float, pooled: str | None) -> Sandbox:
+        """A sandbox of this manager, new or an earlier manager's to adopt."""
         return Sandbox(
-            sandbox_id, spec, self.config, self._runtime, time.time(), limit_disk=self._limit_disk, pooled=pooled
+            sandbox_id, spec, self.config, self._runtime, created_at, limit_disk=self._limit_disk, pooled=pooled
         )
 
     async def _started(self, sandbox: Sandbox, start: Coroutine[Any, Any, None]) -> None:
@@ -451,9 +454,7 @@ class SandboxManager:
         except (KeyError, ValueError):
             await self._runtime.remove(info.id)
             return False
-        sandbox = Sandbox(
-            sandbox_id, spec, self.config, self._runtime, created_at, limit_disk=self._limit_disk, pooled="true"
-        )
+        sandbox = self._sandbox(sandbox_id, spec, created_at, pooled="true")
         self._unclaimed[sandbox_id] = sandbox
         # Only a running kernel still holds its warm imports; only a ready mark says it was never claimed.
         if self.config.adopt and info.running and sandbox._ready_for_pool() and self._pool.adopt(sandbox):
@@ -476,15 +477,7 @@ class SandboxManager:
             log.warning("Removing container %s: its labels are not a sandbox's", info.id[:12])
             await self._runtime.remove(info.id)
             return False
-        sandbox = Sandbox(
-            sandbox_id,
-            spec,
-            self.config,
-            self._runtime,
-            created_at,
-            limit_disk=self._limit_disk,
-            pooled=labels.get(POOLED),
-        )
+        sandbox = self._sandbox(sandbox_id, spec, created_at, labels.get(POOLED))
         sandbox._load_activity()
         self._sandboxes[sandbox_id] = sandbox
         if not self.config.adopt or sandbox.expires_at <= time.time():

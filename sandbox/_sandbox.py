@@ -326,16 +326,23 @@ class Sandbox:
         Returns whether the kernel (and its variables) survived; outputs that arrive meanwhile go to `late`.
         """
         await self._box.interrupt()
-        deadline = time.monotonic() + self._config.interrupt_grace
+        if await self._until_idle(kernel, self._config.interrupt_grace, late):
+            return True
+        await self._restart()
+        return False
+
+    async def _until_idle(self, kernel: KernelClient, seconds: float, outputs: list[Output | Ignored]) -> bool:
+        """Collect the current execution's outputs until the kernel is idle (True), or its container
+        stops, or `seconds` pass (False)."""
+        deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             item = await kernel.next_output(min(_POLL, remaining))
             if isinstance(item, Idle):
                 return True
             if item is not None:
-                late.append(item)
+                outputs.append(item)
             elif self._box.died.is_set() and await self._box.stopped() is not None:
-                break
-        await self._restart()
+                return False
         return False
 
     async def _scan(self) -> Scan:
@@ -526,19 +533,13 @@ class Sandbox:
         error = None
         if modules:
             kernel.execute(f"[__import__(name) for name in {list(modules)!r}]", silent=True)
-            deadline = time.monotonic() + self._config.kernel_start_timeout
-            while (remaining := deadline - time.monotonic()) > 0:
-                item = await kernel.next_output(min(_POLL, remaining))
-                if isinstance(item, Idle):
-                    break
-                if isinstance(item, ErrorOutput):
-                    error = f"{item.name}: {item.value}"
-                elif item is None and self._box.died.is_set() and await self._box.stopped() is not None:
-                    msg = f"The kernel of pooled sandbox {self.id} died during its warm imports."
-                    raise SandboxStartError(msg, self.id)
-            else:
-                msg = f"The kernel of pooled sandbox {self.id} did not finish its warm imports in time."
+            outputs: list[Output | Ignored] = []
+            if not await self._until_idle(kernel, self._config.kernel_start_timeout, outputs):
+                timeout = self._config.kernel_start_timeout
+                msg = f"The kernel of pooled sandbox {self.id} died or ran past {timeout:g} s during its warm imports."
                 raise SandboxStartError(msg, self.id)
+            errors = [f"{item.name}: {item.value}" for item in outputs if isinstance(item, ErrorOutput)]
+            error = errors[-1] if errors else None
             await kernel.execution_count(1.0)  # its reply, so that the shell channel starts empty
         (self._home / _READY).touch()
         return error
