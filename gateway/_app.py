@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from .wire.openai import OPENAI
 from .wire.services import Services
 from .workspace.containers import ContainerService
 from .workspace.files import FileService
-from .workspace.store import Store
+from .workspace.store import STORE_FILE, Store
 
 __all__ = ["WIRE_FORMATS", "Gateway", "create_app"]
 
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.data_dir / "kernelgate.db")
+        store = Store(settings.data_dir / STORE_FILE)
         for wire in WIRE_FORMATS:
             if wire.upgrade_store:
                 wire.upgrade_store(store)
@@ -134,10 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _gauges(manager: SandboxManager) -> dict[str, dict[str, int]]:
-    live: dict[str, int] = {}
-    for sandbox in manager.sandboxes():
-        live[sandbox.spec.memory_limit] = live.get(sandbox.spec.memory_limit, 0) + 1
-    return {"sandboxes": live, "pool": manager.pool_sizes()}
+    live = Counter(sandbox.spec.memory_limit for sandbox in manager.sandboxes())
+    return {"sandboxes": dict(live), "pool": manager.pool_sizes()}
 
 
 async def _start_manager(gateway: Gateway) -> None:

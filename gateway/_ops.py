@@ -10,7 +10,6 @@ import enum
 import os
 import shutil
 import socket
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from sandbox import (
 from sandbox.backends.docker import DockerBackend
 
 from ._settings import Settings, SettingsError
+from .workspace.containers import CONTAINER_LABEL
+from .workspace.store import STORE_FILE, container_names
 
 __all__ = ["Check", "Verdict", "collect_garbage", "diagnose", "list_containers", "print_checks"]
 
@@ -206,11 +207,11 @@ async def list_containers(settings: Settings, out: TextIO) -> int:
     """The data directory's sandboxes: container, name, state, memory used and limit, time to expiry."""
     config = settings.sandbox_config()
     found = await survey(config)
-    names = _container_names(settings.data_dir / "kernelgate.db")
+    names = container_names(settings.data_dir / STORE_FILE)
     print(f"{'CONTAINER':<40} {'NAME':<16} {'STATE':<9} {'MEMORY':>17} {'EXPIRES':>9}  SANDBOX", file=out)
     now = time.time()
     for info in found:
-        container_id = info.labels.get("kernelgate.label.container_id", "-")
+        container_id = info.caller_labels.get(CONTAINER_LABEL, "-")
         state = "pool" if info.pooled else ("running" if info.running else "stopped")
         used = f"{info.memory_used / 1024**2:.0f}M" if info.memory_used is not None else "-"
         expires = _duration(info.expires_at - now) if info.expires_at is not None and not info.pooled else "-"
@@ -219,17 +220,6 @@ async def list_containers(settings: Settings, out: TextIO) -> int:
         print(f"{line}  {info.sandbox_id}", file=out)
     print(f"{len(found)} container(s) of {config.data_dir}", file=out)
     return 0
-
-
-def _container_names(database: Path) -> dict[str, str]:
-    """The Containers API's names, read-only from the store (empty when there is none yet)."""
-    if not database.exists():
-        return {}
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
-            return dict(db.execute("SELECT id, name FROM containers").fetchall())
-    except sqlite3.Error:
-        return {}
 
 
 def _duration(seconds: float) -> str:

@@ -4,12 +4,12 @@ must work beside a running gateway (that holds the data directory's lock) and af
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ._backend import Backend
 from ._config import SandboxConfig
 from ._labels import DATA_DIR, POOLED, SANDBOX_ID, spec_from_labels
 from ._manager import labels_of
+from ._sandbox import Sandbox
 from .backends.docker import DockerBackend
 
 __all__ = ["SandboxInfo", "survey"]
@@ -31,6 +31,8 @@ class SandboxInfo:
     """Unix time of its expiry if nothing uses it first (None: its labels are not a sandbox's)."""
     labels: dict[str, str]
     """Its labels as its manager knows them: a claimed pool sandbox's are its claim's."""
+    caller_labels: dict[str, str]
+    """The labels its creator gave it (`SandboxSpec.labels`), such as the gateway's container id."""
 
 
 async def survey(config: SandboxConfig, backend: Backend | None = None) -> list[SandboxInfo]:
@@ -52,11 +54,11 @@ def _describe(
     try:
         spec, created_at = spec_from_labels(labels)
     except (KeyError, ValueError):
-        memory_limit, expires_at = labels.get("kernelgate.memory_limit", "?"), None
+        memory_limit, expires_at, caller_labels = labels.get("kernelgate.memory_limit", "?"), None, {}
     else:
-        marker = config.sandboxes_dir / sandbox_id / ".last_active"
-        last_active = _mtime(marker) or created_at
-        memory_limit, expires_at = spec.memory_limit, last_active + spec.idle_timeout
+        sandbox = Sandbox(sandbox_id, spec, config, runtime, created_at)  # not started: only its files are read
+        sandbox._load_activity()
+        memory_limit, expires_at, caller_labels = spec.memory_limit, sandbox.expires_at, spec.labels
     return SandboxInfo(
         sandbox_id=sandbox_id,
         container_id=container_id,
@@ -66,11 +68,5 @@ def _describe(
         memory_used=runtime.memory_used(container_id) if running else None,
         expires_at=expires_at,
         labels=labels,
+        caller_labels=caller_labels,
     )
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None

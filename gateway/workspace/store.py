@@ -29,8 +29,10 @@ from .records import (
     ResponseRecord,
 )
 
-__all__ = ["Order", "Store"]
+__all__ = ["STORE_FILE", "Order", "Store", "container_names"]
 
+STORE_FILE = "kernelgate.db"
+"""The store's file in the gateway's data directory."""
 Order = Literal["asc", "desc"]
 R = TypeVar("R")
 
@@ -72,6 +74,18 @@ CREATE INDEX IF NOT EXISTS stored_responses_running ON stored_responses (id) WHE
 CREATE INDEX IF NOT EXISTS response_items_by_response ON response_items (response_id);
 CREATE INDEX IF NOT EXISTS conversation_items_order ON conversation_items (conversation_id, created_at);
 """
+
+
+def container_names(path: Path) -> dict[str, str]:
+    """Every container's name by id, read-only: for an operator's command beside a running gateway, which
+    must neither create nor upgrade the store (empty when there is none, or it cannot be read)."""
+    if not path.exists():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            return dict(db.execute("SELECT id, name FROM containers").fetchall())
+    except sqlite3.Error:
+        return {}
 
 
 class Store:
