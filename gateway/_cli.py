@@ -27,7 +27,7 @@ from sandbox import (
     StreamOutput,
 )
 
-from ._logs import configure, log_config
+from ._logs import configure
 from ._ops import collect_garbage, diagnose, list_containers, print_checks
 from ._settings import Settings, SettingsError
 
@@ -107,24 +107,18 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     # Scans of a sandbox's files run in threads; with the default 5 ms switch interval each one makes
     # every I/O handoff of the event loop's thread wait up to 5 ms for the GIL. The server is for latency.
     sys.setswitchinterval(0.001)
-    configure(settings.log_format, settings.log_level)
-    base = f"http://{settings.host}:{settings.port}"
+    configure(settings.log_format, settings.log_level)  # uvicorn's loggers too: it is given no configuration
     logging.getLogger("kernelgate.gateway").info(
-        "kernelgate on %s: the playground at %s/, the OpenAI API at %s/v1, Anthropic's at %s/anthropic, "
-        "Gemini's at %s/gemini, Prometheus metrics at %s/metrics, status at %s/health",
-        base,
-        base,
-        base,
-        base,
-        base,
-        base,
-        base,
+        "kernelgate on %(base)s: the playground at %(base)s/, the OpenAI API at %(base)s/v1, Anthropic's at "
+        "%(base)s/anthropic, Gemini's at %(base)s/gemini, Prometheus metrics at %(base)s/metrics, status at "
+        "%(base)s/health",
+        {"base": f"http://{settings.host}:{settings.port}"},
     )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_config=log_config(settings.log_format, settings.log_level),
+        log_config=None,
         access_log=False,  # kernelgate logs each request itself, with its request id (gateway/_observe.py)
     )
     return 0

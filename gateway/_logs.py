@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["JsonFormatter", "TextFormatter", "bind", "configure", "log_config", "request_id"]
+__all__ = ["JsonFormatter", "TextFormatter", "bind", "configure", "log_config"]
 
 _IDS: dict[str, contextvars.ContextVar[str | None]] = {
     name: contextvars.ContextVar(f"kernelgate_{name}", default=None)
@@ -27,10 +27,6 @@ def bind(*, request_id: str | None = None, response_id: str | None = None, conta
     for name, value in (("request_id", request_id), ("response_id", response_id), ("container_id", container_id)):
         if value is not None:
             _IDS[name].set(value)
-
-
-def request_id() -> str | None:
-    return _IDS["request_id"].get()
 
 
 def _ids() -> dict[str, str]:

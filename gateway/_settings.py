@@ -146,8 +146,10 @@ class Settings(BaseModel):
     @field_validator("warm_imports", mode="before")
     @classmethod
     def _module_names(cls, value: object) -> object:
-        if not isinstance(value, str) or value.strip().lower() in ("none", "off"):
-            return () if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() in ("none", "off"):
+            return ()
         return tuple(name.strip() for name in value.split(",") if name.strip())
 
     @field_validator("pool_memory_reserve", mode="before")
