@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import openai
 import pytest
 from docker.models.containers import Container
@@ -112,6 +113,14 @@ def gateway_settings(data_dir: Path, **changes: object) -> Settings:
     """A test gateway's settings: the test image and runtime, and no warm pool unless the test asks (a pool
     boots kernels behind every test; the shared gateway and tests/test_pool.py run one)."""
     return Settings.model_validate({"data_dir": data_dir, "image": IMAGE, "runtime": RUNTIME, "pool": {}} | changes)
+
+
+def wait_for_pool(base_url: str, timeout: float, tier: str = "1g", size: int = 1) -> None:
+    """Until a gateway's /health counts `size` ready sandboxes of `tier` in its warm pool."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{base_url}/health", timeout=30).json()["pool"].get(tier, 0) < size:
+        assert time.monotonic() < deadline, f"the pool of {base_url} never held {size} of {tier}"
+        time.sleep(0.1)
 
 
 def config_for(data_dir: Path, **overrides: object) -> SandboxConfig:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.testing import remove_sandboxes, serve
 
-from .conftest import IMAGE, gateway_settings, sdk_for, upstream_settings
+from .conftest import IMAGE, gateway_settings, sdk_for, upstream_settings, wait_for_pool
 from .fake_upstream import Reply, fake_upstream
 from .responses import AUTO
 
@@ -39,10 +39,7 @@ def test_metrics_count_what_the_gateway_did(data_dir: Path) -> None:
     settings = gateway_settings(data_dir, execution_timeout=1, max_output_chars=1000, pool={"1g": 1})
     with serve(settings) as base_url:
         sdk = sdk_for(base_url)
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{base_url}/health").json()["pool"] != {"1g": 1}:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_pool(base_url, timeout=60)
         pooled = sdk.containers.create(name="pooled", memory_limit="1g")
         cold = sdk.containers.create(name="cold", memory_limit="4g")
         cases = [

@@ -7,16 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import docker
-import httpx
 import pytest
 
 from gateway.testing import serve
 
-from .conftest import IMAGE, RUNTIME, gateway_settings, labelled, sdk_for
+from .conftest import IMAGE, RUNTIME, gateway_settings, labelled, sdk_for, wait_for_pool
 
 KERNELGATE = str(Path(sys.executable).parent / "kernelgate")
 
@@ -93,10 +91,7 @@ def test_containers_lists_a_running_gateways_containers(data_dir: Path) -> None:
     with serve(settings) as base_url:
         sdk = sdk_for(base_url)
         made = sdk.containers.create(name="listed")
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{base_url}/health").json()["pool"] != {"1g": 1}:  # refilled behind the claim
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_pool(base_url, timeout=60)  # refilled behind the claim
         done = _run("containers", data_dir)
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import httpx
 import openai
 import pytest
 
@@ -20,7 +19,7 @@ from gateway import Settings, SettingsError
 from sandbox import ImageNotFound, Sandbox, SandboxManager, SandboxNotFound, SandboxSpec, labels_of
 from sandbox.backends.docker import DockerBackend
 
-from .conftest import IMAGE, RUNTIME, config_for, container_of, labelled, until
+from .conftest import IMAGE, RUNTIME, config_for, container_of, labelled, until, wait_for_pool
 
 TIER = "256m"
 
@@ -260,15 +259,7 @@ def test_the_gateway_hands_out_its_pool_as_containers(
 ) -> None:
     """The shared gateway runs the default pool: /health counts it, and a new container is a claimed pool
     sandbox, known by its claim."""
-
-    def ready() -> int:
-        pool: dict[str, int] = httpx.get(f"{openai_base_url}/health", timeout=30).json()["pool"]
-        return pool.get("1g", 0)
-
-    deadline = time.monotonic() + 120
-    while ready() < 1:
-        assert time.monotonic() < deadline, "the shared gateway's pool never filled"
-        time.sleep(0.1)
+    wait_for_pool(openai_base_url, timeout=120)
     made = client.containers.create(name="from-the-pool")
     container = container_of(docker_client, made.id)
     assert container is not None
