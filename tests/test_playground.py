@@ -58,7 +58,7 @@ def test_a_conversation_runs_code_shows_its_figure_and_downloads_its_file(page: 
     container; the containers view shows it with its memory and files, and deletes it."""
     _send(page, CODE)
     first = page.locator(".turn").nth(0)
-    expect(first.locator("pre.code")).to_contain_text("plt.plot([1, 3, 2])")
+    expect(first.locator(".call pre.code")).to_contain_text("plt.plot([1, 3, 2])")
     expect(first.locator("pre.logs")).to_contain_text("hello from the playground")
     figure = first.locator(".call img")
     expect(figure).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
